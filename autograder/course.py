@@ -1,0 +1,70 @@
+"""The course directory and nbgrader's API over it.
+
+Every `nndl` command works on a course directory: the folder holding
+``nbgrader_config.py`` (the kit's own checkout by default), with nbgrader's
+usual layout under it (``source/``, ``release/``, ``solutions/``,
+``submitted/``, ``autograded/``, ``feedback/``, ``gradebook.db``).
+"""
+
+import contextlib
+import logging
+import os
+import pathlib
+
+from traitlets.config import Config
+from traitlets.config.loader import PyFileConfigLoader
+
+KIT_ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+class CourseError(RuntimeError):
+    """A problem with the course directory a user can fix; the message says how."""
+
+
+def load_config(root, overrides=None):
+    """nbgrader's configuration for the course at `root`, plus `overrides`."""
+    root = pathlib.Path(root).resolve()
+    config_file = root / "nbgrader_config.py"
+    if not config_file.exists():
+        raise CourseError(f"No nbgrader_config.py in {root}. Run nndl from the course directory "
+                          "or pass --course DIR.")
+    config = PyFileConfigLoader(config_file.name, path=str(root)).load_config()
+    config.CourseDirectory.root = str(root)
+    if overrides:
+        config.merge(Config(overrides))
+    return config
+
+
+@contextlib.contextmanager
+def working_directory(path):
+    """nbgrader resolves some paths against the current directory; pin it."""
+    previous = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
+
+
+def nbgrader_api(config):
+    """An `NbGraderAPI` for a loaded config, logging quietly."""
+    from nbgrader.apps import NbGraderAPI
+    from nbgrader.coursedir import CourseDirectory
+
+    coursedir = CourseDirectory(config=config)
+    api = NbGraderAPI(coursedir=coursedir, config=config)
+    api.log.setLevel(logging.WARNING)
+    return api
+
+
+def master_notebooks(root, assignment, config=None):
+    """Paths of the master notebooks of an assignment, sorted."""
+    source = pathlib.Path(root) / "source"
+    if config is not None and "source_directory" in config.CourseDirectory:
+        source = pathlib.Path(root) / config.CourseDirectory.source_directory
+    folder = source / assignment
+    if not folder.is_dir():
+        known = sorted(p.name for p in source.iterdir() if p.is_dir()) if source.is_dir() else []
+        raise CourseError(f"No assignment {assignment!r} in {source}. "
+                          f"Known assignments: {', '.join(known) or 'none'}.")
+    return sorted(folder.glob("*.ipynb"))

@@ -1,0 +1,55 @@
+"""The kit's step in nbgrader's autograde pipeline.
+
+`GradeInSandbox` takes the place of nbgrader's `Execute` in
+``Autograde.autograde_preprocessors`` (see ``nbgrader_config.py``): it runs the
+notebook in a sandboxed kernel (`autograder.run`), runs the assignment's
+hidden graders in a separate process against that live kernel
+(`autograder.score.runner`), and writes their verdicts into the grade cells
+(`autograder.record`) for nbgrader's `SaveAutoGrades` to record. So
+``nbgrader autograde`` and ``nndl autograde`` grade alike.
+"""
+
+from traitlets import Float, Integer, Unicode
+
+from nbgrader.preprocessors import NbGraderPreprocessor
+
+from autograder import assignments, record
+from autograder.run import Limits, NotebookRun
+from autograder.score.runner import run_graders
+
+
+class GradeInSandbox(NbGraderPreprocessor):
+    """Run the submission sandboxed and score it with the hidden graders."""
+
+    cell_timeout = Float(120, help="Seconds a single cell may run.").tag(config=True)
+    submission_timeout = Float(900, help="Seconds the whole notebook may run.").tag(config=True)
+    memory_mb = Integer(4096, help="Resident memory (MiB) the kernel and its children may use.").tag(config=True)
+    call_timeout = Float(60, help="Seconds one grader request to the kernel may take.").tag(config=True)
+    grader_timeout = Float(600, help="Seconds all hidden graders of one notebook may take.").tag(config=True)
+    graders_root = Unicode(str(assignments.GRADERS_ROOT),
+                           help="Folder holding one hidden-grader folder per assignment.").tag(config=True)
+
+    def preprocess(self, nb, resources):
+        assignment = resources["nbgrader"]["assignment"]
+        settings = assignments.settings_for(assignment, self.graders_root)
+        limits = Limits(cell_timeout=self.cell_timeout, submission_timeout=self.submission_timeout,
+                        memory_mb=self.memory_mb, call_timeout=self.call_timeout)
+        limits = Limits.from_mapping({**vars(limits), **settings.limits})
+        workdir = resources.get("metadata", {}).get("path") or None
+        notices = list(nb.metadata.get("nndl", {}).get("intake", []))
+        with NotebookRun(nb, limits, scratch_files=workdir, log=self.log, gpu=settings.gpu) as run:
+            problems = run.execute()
+            report = run_graders(settings.grader_dir, run, timeout=self.grader_timeout)
+            resources.setdefault("nndl", {}).update(
+                execution_seconds=run.execution_seconds, restarts=run.restarts,
+                peak_memory_mb=run.peak_memory_bytes / 2**20)
+        record.annotate_problems(nb, problems)
+        notices += [p.message for p in problems]
+        fractions = record.write_verdicts(nb, report, notices)
+        self.log.info("Hidden graders for %s/%s: %s", assignment, resources["nbgrader"]["notebook"],
+                      ", ".join(f"{k}={v:.2f}" for k, v in fractions.items()))
+        return nb, resources
+
+    def preprocess_cell(self, cell, resources, index):  # pragma: no cover - whole-notebook step
+        return cell, resources
+

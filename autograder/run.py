@@ -1,0 +1,369 @@
+"""Step 2 of DESIGN.md: run a student's notebook in a fresh, sandboxed kernel.
+
+`NotebookRun` executes every code cell with a wall clock per cell and per
+submission and a memory cap, keeps the kernel alive afterwards so that graders
+can ask it for values and function calls (through `autograder.bridge`), and
+ends the whole process tree when it closes. A cell that kills the kernel, runs
+out of memory or cannot be interrupted is skipped: the kernel is restarted,
+the cells before it are run again, and the notebook carries on, so one broken
+cell costs only what depends on it.
+"""
+
+import dataclasses
+import json
+import os
+import shutil
+import time
+import uuid
+
+import nbformat
+from nbclient import NotebookClient
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
+from autograder import bridge, sandbox
+
+#: The probe sent after an interrupt to see whether the kernel came back.
+_PROBE_TIMEOUT = 10
+
+
+@dataclasses.dataclass
+class Limits:
+    """Limits on one submission's run. All times are wall-clock seconds."""
+
+    cell_timeout: float = 120
+    submission_timeout: float = 900
+    memory_mb: int = 4096
+    call_timeout: float = 60
+    max_restarts: int = 2
+
+    @classmethod
+    def from_mapping(cls, mapping):
+        """Build limits from a config mapping, ignoring unknown keys."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in mapping.items() if k in names})
+
+
+@dataclasses.dataclass
+class CellProblem:
+    """Something that went wrong in one cell, said for the student."""
+
+    index: int
+    message: str
+
+
+class KernelUnavailable(RuntimeError):
+    """The kernel is dead and cannot be brought back."""
+
+
+class NotebookRun:
+    """One submission's notebook, running in its own kernel.
+
+    Use as a context manager: the kernel and everything it started are gone
+    when the block ends.
+
+    Args:
+        nb: the notebook (nbformat node); its cells get their outputs.
+        limits: a `Limits`.
+        scratch_files: directory whose regular files are copied into the
+            kernel's scratch directory (the submission's own files).
+        log: a logger.
+        gpu: whether the kernel may see a GPU.
+    """
+
+    def __init__(self, nb, limits, *, scratch_files=None, log=None, gpu=False,
+                 extra_env=None, run_root=None):
+        self.nb = nb
+        self.limits = limits
+        self.log = log
+        self.gpu = gpu
+        self.extra_env = extra_env or {}
+        self.run_dir = sandbox.new_run_directory(run_root)
+        self.scratch = os.path.join(self.run_dir, "scratch")
+        self.bridge_dir = os.path.join(self.scratch, ".nndl-bridge")
+        self.exports = os.path.join(self.run_dir, "exports")
+        os.makedirs(self.bridge_dir)
+        os.makedirs(self.exports)
+        if scratch_files:
+            _copy_regular_files(scratch_files, self.scratch)
+        self.problems = []
+        self.skipped = set()
+        self.restarts = 0
+        self.peak_memory_bytes = 0
+        self.deadline = None
+        self.client = None
+        self.watchdog = None
+        self.kernel_pid = None
+        self.execution_seconds = 0.0
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        """Stop the kernel, kill what it started, delete the run directory."""
+        self._stop_kernel()
+        shutil.rmtree(self.run_dir, ignore_errors=True)
+
+    def _start_kernel(self):
+        km = sandbox.make_kernel_manager(self.run_dir)
+        self.client = NotebookClient(
+            self.nb,
+            km=km,
+            timeout=int(self.limits.cell_timeout),
+            allow_errors=True,
+            interrupt_on_timeout=True,
+            error_on_timeout={
+                "ename": "CellTimeoutError",
+                "evalue": f"this cell ran out of its {self.limits.cell_timeout:g} s",
+                "traceback": [f"CellTimeoutError: this cell ran out of its {self.limits.cell_timeout:g} s"],
+            },
+            startup_timeout=120,
+            kernel_name="python3",
+            record_timing=False,
+            iopub_timeout=10,
+            raise_on_iopub_timeout=False,
+            extra_arguments=["--HistoryManager.enabled=False"],
+        )
+        env = sandbox.student_environment(self.scratch, gpu=self.gpu, extra=self.extra_env)
+        self.client.start_new_kernel(cwd=self.scratch, env=env)
+        self.client.start_new_kernel_client()
+        self.kernel_pid = km.provisioner.process.pid
+        self.watchdog = sandbox.MemoryWatchdog(self.kernel_pid, self.limits.memory_mb * 2**20)
+        self.watchdog.start()
+
+    def _stop_kernel(self):
+        if self.watchdog is not None:
+            self.watchdog.stop()
+            self.peak_memory_bytes = max(self.peak_memory_bytes, self.watchdog.peak_bytes)
+        if self.kernel_pid is not None:
+            sandbox.kill_tree(self.kernel_pid)
+        if self.client is not None and self.client.km is not None:
+            try:
+                self.client._cleanup_kernel()
+            except Exception:  # the kernel is already dead; nothing to save
+                pass
+        self.client = None
+        self.kernel_pid = None
+        self.watchdog = None
+
+    def _remaining(self):
+        return self.deadline - time.monotonic()
+
+    def _alive(self):
+        return self.kernel_pid is not None and bool(sandbox.process_tree(self.kernel_pid)) \
+            and not (self.watchdog and self.watchdog.tripped)
+
+    # -- executing the notebook ---------------------------------------------
+
+    def execute(self):
+        """Run every code cell; record problems; keep the kernel alive.
+
+        Returns:
+            The list of `CellProblem` found while running.
+        """
+        started = time.monotonic()
+        self.deadline = started + self.limits.submission_timeout
+        self._start_kernel()
+        index = 0
+        cells = self.nb.cells
+        while index < len(cells):
+            cell = cells[index]
+            if cell.cell_type != "code" or index in self.skipped:
+                index += 1
+                continue
+            remaining = self._remaining()
+            if remaining <= 1:
+                self.problems.append(CellProblem(index, (
+                    f"The notebook ran out of its {self.limits.submission_timeout:g} s in all; "
+                    f"cell {index + 1} and the cells after it were not run.")))
+                break
+            outcome = self._execute_cell(index, min(self.limits.cell_timeout, remaining))
+            if outcome == "ok":
+                index += 1
+                continue
+            # The kernel is gone or stuck: skip this cell and replay the others.
+            self.skipped.add(index)
+            self.problems.append(CellProblem(index, outcome))
+            if not self._restart_and_replay(up_to=index):
+                break
+            index += 1
+        self.execution_seconds = time.monotonic() - started
+        return self.problems
+
+    def _execute_cell(self, index, timeout):
+        """Run one cell; 'ok', or a sentence saying why the kernel was lost."""
+        cell = self.nb.cells[index]
+        self.client.timeout = max(1, int(timeout))
+        cell_was_cut = timeout < self.limits.cell_timeout
+        started = time.monotonic()
+        try:
+            self.client.execute_cell(cell, index)
+        except DeadKernelError:
+            return self._death_message(index)
+        except CellTimeoutError:
+            pass
+        if not self._alive():
+            return self._death_message(index)
+        if time.monotonic() - started >= self.client.timeout:
+            limit = f"the notebook's {self.limits.submission_timeout:g} s in all" if cell_was_cut \
+                else f"its {self.limits.cell_timeout:g} s"
+            if not self._responds():
+                return f"Cell {index + 1} ran out of {limit} and could not be interrupted; it was skipped."
+            self.problems.append(CellProblem(index, f"Cell {index + 1} ran out of {limit} and was interrupted."))
+        return "ok"
+
+    def _death_message(self, index):
+        if self.watchdog is not None and self.watchdog.tripped:
+            return (f"Cell {index + 1} used more than the {self.limits.memory_mb} MiB of memory "
+                    "a submission may use; it was stopped and skipped.")
+        return f"Cell {index + 1} made the kernel die (a crash or an exit); it was skipped."
+
+    def _execute_transient(self, cell):
+        """Execute a cell that is not part of the notebook.
+
+        nbclient stores every executed cell back into its notebook at the index
+        given, so the cell runs against a one-cell notebook of its own.
+        """
+        notebook = self.client.nb
+        self.client.nb = nbformat.v4.new_notebook(cells=[cell])
+        try:
+            self.client.execute_cell(cell, 0, store_history=False)
+        finally:
+            self.client.nb = notebook
+
+    def _responds(self):
+        probe = nbformat.v4.new_code_cell("1")
+        self.client.timeout = _PROBE_TIMEOUT
+        try:
+            self._execute_transient(probe)
+        except (DeadKernelError, CellTimeoutError):
+            return False
+        return self._alive() and not any(o.get("output_type") == "error" for o in probe.outputs)
+
+    def _restart_and_replay(self, up_to):
+        """Restart the kernel and run the cells before `up_to` again."""
+        if self.restarts >= self.limits.max_restarts:
+            self.problems.append(CellProblem(up_to, (
+                f"The kernel was lost {self.restarts + 1} times; the cells after "
+                f"cell {up_to + 1} were not run.")))
+            self._stop_kernel()
+            return False
+        self.restarts += 1
+        self._stop_kernel()
+        self._start_kernel()
+        for index in range(up_to):
+            cell = self.nb.cells[index]
+            if cell.cell_type != "code" or index in self.skipped:
+                continue
+            remaining = self._remaining()
+            if remaining <= 1:
+                return False
+            if self._execute_cell(index, min(self.limits.cell_timeout, remaining)) != "ok":
+                self.skipped.add(index)
+                self.problems.append(CellProblem(index, f"Cell {index + 1} failed again when the notebook was re-run."))
+                return self._restart_and_replay(up_to)
+        return True
+
+    # -- serving graders ------------------------------------------------------
+
+    def request(self, op, name, args=(), kwargs=None, timeout=None):
+        """Ask the kernel for a value, a call's result or a saved model.
+
+        Args:
+            op: "value", "call" or "model".
+            name: a global name in the notebook (checked to be an identifier).
+            args, kwargs: call arguments, plain data only.
+            timeout: seconds; defaults to the call timeout of the limits.
+
+        Returns:
+            ``{"ok": True, "value": ...}`` (for "model", ``"path"`` of the
+            exported file) or ``{"ok": False, "error": "..."}``.
+        """
+        if not isinstance(name, str) or not name.isidentifier():
+            return {"ok": False, "error": f"invalid name {name!r}"}
+        if self.client is None or not self._alive():
+            return {"ok": False, "error": "the notebook's kernel is not running (it died or ran out of time earlier)"}
+        token = uuid.uuid4().hex
+        request_path = os.path.join(self.bridge_dir, f"request-{token}.json")
+        answer_path = os.path.join(self.bridge_dir, f"answer-{token}.json")
+        model_path = os.path.join(self.bridge_dir, f"model-{token}.keras")
+        enc_args, enc_kwargs = bridge.encode_arguments(args, kwargs or {})
+        with open(request_path, "w") as handle:
+            json.dump({"op": op, "name": name, "args": enc_args, "kwargs": enc_kwargs,
+                       "path": model_path}, handle)
+        timeout = timeout or self.limits.call_timeout
+        cell = nbformat.v4.new_code_cell(bridge.kernel_code(request_path, answer_path))
+        self.client.timeout = max(1, int(timeout))
+        started = time.monotonic()
+        try:
+            self._execute_transient(cell)
+        except DeadKernelError:
+            self._stop_kernel()
+            return {"ok": False, "error": f"calling '{name}' made the kernel die"}
+        except CellTimeoutError:
+            pass
+        if not self._alive():
+            self._stop_kernel()
+            return {"ok": False, "error": f"calling '{name}' made the kernel die"}
+        if time.monotonic() - started >= self.client.timeout:
+            if not self._responds():
+                self._stop_kernel()
+            return {"ok": False, "error": f"'{name}' did not finish within {timeout:g} s"}
+        try:
+            answer = bridge.read_answer(answer_path)
+        except bridge.BridgeDecodeError as error:
+            return {"ok": False, "error": f"the answer for '{name}' could not be read: {error}"}
+        finally:
+            for path in (request_path, answer_path):
+                if os.path.lexists(path):
+                    os.unlink(path)
+        if answer["ok"] and op == "model":
+            exported = os.path.join(self.exports, f"{name}-{token}.keras")
+            try:
+                _copy_regular_file(model_path, exported)
+            except OSError as error:
+                return {"ok": False, "error": f"the model '{name}' was not saved: {error}"}
+            finally:
+                if os.path.lexists(model_path):
+                    os.unlink(model_path)
+            answer["path"] = exported
+        return answer
+
+
+#: Largest single file copied in or out of a sandbox, in bytes.
+MAX_FILE_BYTES = 256 * 2**20
+
+
+def _copy_regular_file(src, dst, max_bytes=MAX_FILE_BYTES):
+    """Copy a regular file (never a link) of bounded size."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(src, flags)
+    try:
+        info = os.fstat(fd)
+        import stat
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(f"{os.path.basename(src)} is not a regular file")
+        if info.st_size > max_bytes:
+            raise OSError(f"{os.path.basename(src)} is larger than {max_bytes // 2**20} MiB")
+        with os.fdopen(fd, "rb", closefd=False) as source, open(dst, "wb") as target:
+            shutil.copyfileobj(source, target)
+    finally:
+        os.close(fd)
+
+
+def _copy_regular_files(src_dir, dst_dir):
+    """Copy the regular files of a submission folder; links and oversize files are left out."""
+    for root, dirs, files in os.walk(src_dir, followlinks=False):
+        rel = os.path.relpath(root, src_dir)
+        os.makedirs(os.path.join(dst_dir, rel), exist_ok=True)
+        for name in files:
+            if name.endswith(".ipynb"):
+                continue
+            try:
+                _copy_regular_file(os.path.join(root, name), os.path.join(dst_dir, rel, name))
+            except OSError:
+                pass

@@ -1,0 +1,17 @@
+"""Step 4 of DESIGN.md: the hidden graders, run where student code never is.
+
+`autograder.score.runner` starts pytest in a separate, isolated process over
+an assignment's grader folder and serves its requests to the student's kernel;
+`autograder.score.plugin` is the pytest side of that conversation (the
+`student` fixture and the `grade_cell` marker). This module holds only what
+grader files import.
+"""
+
+
+class StudentError(AssertionError):
+    """The student's code could not give an answer to check.
+
+    Raised by the `student` fixture when a name is undefined, the student's
+    function raised, its result is not data, or the kernel died. The message
+    is written for the student and becomes their feedback as it is.
+    """

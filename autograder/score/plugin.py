@@ -1,0 +1,134 @@
+"""The pytest plugin loaded into the hidden-grader process.
+
+It gives grader files the `student` fixture and the `grade_cell` marker, and
+writes each test's outcome to a results file for the coordinator. The process
+it runs in never imports or executes student code: the fixture's requests go
+to the coordinator over a pipe, and answers come back as data.
+"""
+
+import json
+import os
+
+import pytest
+
+from autograder import bridge
+from autograder.score import StudentError
+
+BRIDGE_ENV = "NNDL_GRADER_BRIDGE_FDS"
+
+
+class Student:
+    """The student's notebook as graders see it: answers, never code.
+
+    Every method raises `StudentError` with a message for the student when no
+    answer can be had.
+    """
+
+    def __init__(self, reader, writer):
+        self._reader = reader
+        self._writer = writer
+
+    def _ask(self, op, name, args=(), kwargs=None, timeout=None):
+        enc_args, enc_kwargs = bridge.encode_arguments(args, kwargs or {})
+        self._writer.write(json.dumps({"op": op, "name": name, "args": enc_args,
+                                       "kwargs": enc_kwargs, "timeout": timeout}) + "\n")
+        self._writer.flush()
+        line = self._reader.readline()
+        if not line:
+            raise RuntimeError("the grading coordinator went away")
+        answer = json.loads(line)
+        if not answer["ok"]:
+            raise StudentError(answer["error"])
+        return answer
+
+    def value(self, name):
+        """The value of the notebook's global `name`, as data."""
+        return bridge.decode(self._ask("value", name)["value"])
+
+    def call(self, name, *args, **kwargs):
+        """Call the notebook's function `name` with these (data) arguments.
+
+        Pass ``timeout=`` seconds through `call_with_timeout` when a call may
+        legitimately take long (training).
+        """
+        return bridge.decode(self._ask("call", name, args, kwargs)["value"])
+
+    def call_with_timeout(self, timeout, name, *args, **kwargs):
+        """`call`, with its own time limit in seconds."""
+        return bridge.decode(self._ask("call", name, args, kwargs, timeout=timeout)["value"])
+
+    def model(self, name):
+        """The notebook's Keras model `name`, checked and loaded safely."""
+        from autograder.export import ModelRejected, load_model_safely
+
+        path = self._ask("model", name)["path"]
+        try:
+            return load_model_safely(path)
+        except ModelRejected as error:
+            raise StudentError(f"'{name}': {error}") from None
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "grade_cell(grade_id, weight=1): the nbgrader grade cell this test scores")
+    config._nndl_results = []
+    config._nndl_student = None
+    fds = os.environ.get(BRIDGE_ENV)
+    if fds:
+        read_fd, write_fd = (int(fd) for fd in fds.split(","))
+        config._nndl_student = Student(os.fdopen(read_fd, "r"), os.fdopen(write_fd, "w"))
+
+
+@pytest.fixture(scope="session")
+def student(pytestconfig):
+    """The student's notebook, reachable only through the coordinator."""
+    if pytestconfig._nndl_student is None:
+        raise RuntimeError("graders must be run by the kit's grading runner (autograder.score.runner)")
+    return pytestconfig._nndl_student
+
+
+def _message(excinfo):
+    error = excinfo.value
+    if isinstance(error, StudentError):
+        return str(error)
+    if isinstance(error, AssertionError):
+        text = str(error).strip()
+        return text or "a hidden check failed"
+    # Not the student's answer being wrong: the grader itself broke on it.
+    return f"the grader could not check this answer ({type(error).__name__}: {error})"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    marker = item.get_closest_marker("grade_cell")
+    if marker is None:
+        return
+    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+        item.config._nndl_results.append({
+            "test": item.nodeid,
+            "grade_cell": marker.args[0],
+            "weight": float(marker.kwargs.get("weight", 1)),
+            "passed": report.outcome == "passed",
+            "message": "" if call.excinfo is None else _message(call.excinfo),
+        })
+
+
+def pytest_collection_modifyitems(config, items):
+    config._nndl_collected = [
+        {"test": item.nodeid,
+         "grade_cell": item.get_closest_marker("grade_cell").args[0],
+         "weight": float(item.get_closest_marker("grade_cell").kwargs.get("weight", 1))}
+        for item in items if item.get_closest_marker("grade_cell") is not None
+    ]
+
+
+def pytest_unconfigure(config):
+    # The verdicts go back over the pipe, never through a file a kernel could reach.
+    student = config._nndl_student
+    if student is not None:
+        student._writer.write(json.dumps({"op": "results",
+                                          "collected": getattr(config, "_nndl_collected", []),
+                                          "results": config._nndl_results}) + "\n")
+        student._writer.flush()

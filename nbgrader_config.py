@@ -1,0 +1,39 @@
+"""The course, as nbgrader sees it: names, folders, timeouts and the autograde
+pipeline with the kit's step in it. `nbgrader ...` and `nndl ...` both read it.
+"""
+
+from nbconvert.preprocessors import ClearMetadataPreprocessor
+from nbgrader.preprocessors import (
+    AssignLatePenalties, CheckCellMetadata, IgnorePattern, LimitOutput, SaveAutoGrades,
+)
+
+from autograder.preprocessors import GradeInSandbox
+
+c = get_config()  # noqa: F821 - provided by traitlets when nbgrader loads this file
+
+c.CourseDirectory.course_id = "nndl"
+c.CourseDirectory.solution_directory = "solutions"
+c.CourseDirectory.db_assignments = [{"name": "a01_perceptrons_xor"}]
+
+# Released notebooks carry no outputs and no solution; solutions keep no outputs either,
+# so `nndl build` is reproducible and a test can compare it with what is committed.
+c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+c.ClearOutput.enabled = True
+
+# A deleted grade cell comes back from the master, so its points are still recorded.
+c.OverwriteCells.add_missing_cells = True
+
+# The kit's step replaces nbgrader's in-kernel Execute: the notebook runs sandboxed, and the
+# hidden graders (autograder/<assignment>/test_*.py) score it from a separate process.
+c.Autograde.autograde_preprocessors = [
+    GradeInSandbox,
+    IgnorePattern,
+    ClearMetadataPreprocessor,
+    LimitOutput,
+    SaveAutoGrades,
+    AssignLatePenalties,
+    CheckCellMetadata,
+]
+c.GradeInSandbox.cell_timeout = 120
+c.GradeInSandbox.submission_timeout = 900
+c.GradeInSandbox.memory_mb = 4096
