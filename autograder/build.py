@@ -12,9 +12,11 @@ import shutil
 from autograder import course
 
 
-def source_assignments(root):
-    """Names of the assignments under ``source/``."""
+def source_assignments(root, config=None):
+    """Names of the assignments under the course's source folder."""
     source = pathlib.Path(root) / "source"
+    if config is not None and "source_directory" in config.CourseDirectory:
+        source = pathlib.Path(root) / config.CourseDirectory.source_directory
     return sorted(p.name for p in source.iterdir() if p.is_dir() and any(p.glob("*.ipynb")))
 
 
@@ -39,9 +41,6 @@ def build(root=course.KIT_ROOT, *, assignment=None, out=None, db_url=None):
     from nbgrader.utils import capture_log
 
     root = pathlib.Path(root).resolve()
-    names = [assignment] if assignment else source_assignments(root)
-    for name in names:
-        course.master_notebooks(root, name)  # a clear error for an unknown name
     overrides = {}
     if out is not None:
         out = pathlib.Path(out).resolve()
@@ -52,6 +51,9 @@ def build(root=course.KIT_ROOT, *, assignment=None, out=None, db_url=None):
     if db_url is not None:
         overrides.setdefault("CourseDirectory", {})["db_url"] = db_url
     config = course.load_config(root, overrides)
+    names = [assignment] if assignment else source_assignments(root, config)
+    for name in names:
+        course.master_notebooks(root, name, config)  # a clear error for an unknown name
     api = course.nbgrader_api(config)
     for name in names:
         release_dir = pathlib.Path(api.coursedir.format_path(api.coursedir.release_directory, ".", name))

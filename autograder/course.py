@@ -10,6 +10,7 @@ import contextlib
 import logging
 import os
 import pathlib
+import sys
 
 from traitlets.config import Config
 from traitlets.config.loader import PyFileConfigLoader
@@ -50,6 +51,12 @@ def nbgrader_api(config):
     """An `NbGraderAPI` for a loaded config, logging quietly."""
     from nbgrader.apps import NbGraderAPI
     from nbgrader.coursedir import CourseDirectory
+
+    # nbgrader runs its own scripts (alembic) by name: the environment's bin
+    # folder must be on PATH even when `nndl` was started by its full path.
+    bindir = os.path.dirname(sys.executable)
+    if bindir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
 
     coursedir = CourseDirectory(config=config)
     api = NbGraderAPI(coursedir=coursedir, config=config)

@@ -13,6 +13,7 @@ import dataclasses
 import json
 import os
 import shutil
+import subprocess
 import time
 import uuid
 
@@ -124,12 +125,15 @@ class NotebookRun:
             startup_timeout=120,
             kernel_name="python3",
             record_timing=False,
-            iopub_timeout=10,
+            iopub_timeout=4,
             raise_on_iopub_timeout=False,
             extra_arguments=["--HistoryManager.enabled=False"],
         )
         env = sandbox.student_environment(self.scratch, gpu=self.gpu, extra=self.extra_env)
-        self.client.start_new_kernel(cwd=self.scratch, env=env)
+        # The kernel's own stdout and stderr (C-level prints, os.write(1, ...))
+        # never reach the grading terminal.
+        self.client.start_new_kernel(cwd=self.scratch, env=env,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.client.start_new_kernel_client()
         self.kernel_pid = km.provisioner.process.pid
         self.watchdog = sandbox.MemoryWatchdog(self.kernel_pid, self.limits.memory_mb * 2**20)
@@ -238,11 +242,12 @@ class NotebookRun:
     def _responds(self):
         probe = nbformat.v4.new_code_cell("1")
         self.client.timeout = _PROBE_TIMEOUT
+        started = time.monotonic()
         try:
             self._execute_transient(probe)
         except (DeadKernelError, CellTimeoutError):
             return False
-        return self._alive() and not any(o.get("output_type") == "error" for o in probe.outputs)
+        return self._alive() and time.monotonic() - started < _PROBE_TIMEOUT
 
     def _restart_and_replay(self, up_to):
         """Restart the kernel and run the cells before `up_to` again."""

@@ -1,0 +1,78 @@
+"""`nndl demo`: the kit's main job on the embedded default, end to end.
+
+Builds the course (``release/`` and ``solutions/`` from ``source/``), makes a
+batch of sample submissions (`autograder.samples`) in a demo course folder,
+grades them with `nndl autograde` (nbgrader's pipeline with the kit's step, a
+SQLite gradebook), and prints the gradebook beside what each sample should
+have earned.
+"""
+
+import pathlib
+import shutil
+
+from autograder import build, course, grade, gradebook, samples
+
+
+def write_demo_course(workspace, root=course.KIT_ROOT):
+    """Make `workspace` a course folder over the kit's source, release and solutions.
+
+    Its ``nbgrader_config.py`` loads the kit's and points at the kit's
+    folders, so ``nbgrader`` commands (formgrader, generate_feedback, export)
+    work there as in any course.
+    """
+    root = pathlib.Path(root)
+    (pathlib.Path(workspace) / "nbgrader_config.py").write_text(
+        "# A demo course over the kit's source; written by `nndl demo`.\n"
+        "c = get_config()  # noqa: F821\n"
+        f"load_subconfig({str(root / 'nbgrader_config.py')!r})  # noqa: F821\n"
+        f"c.CourseDirectory.source_directory = {str(root / 'source')!r}\n"
+        f"c.CourseDirectory.release_directory = {str(root / 'release')!r}\n"
+        f"c.CourseDirectory.solution_directory = {str(root / 'solutions')!r}\n")
+
+
+def run_demo(*, workspace=None, assignments=None, out=print, root=course.KIT_ROOT):
+    """Build, make samples, grade them, print the gradebook.
+
+    Returns:
+        ``{assignment: [(Sample, row or None)]}`` for callers that check.
+    """
+    root = pathlib.Path(root)
+    workspace = pathlib.Path(workspace or root / ".nndl" / "demo").resolve()
+    shutil.rmtree(workspace, ignore_errors=True)
+    workspace.mkdir(parents=True)
+    names = assignments or build.source_assignments(root)
+    out(f"Building {', '.join(names)} from source/ into release/ and solutions/ ...")
+    build.build(root)
+    write_demo_course(workspace, root)
+    db_url = f"sqlite:///{workspace / 'gradebook.db'}"
+    outcome = {}
+    for name in names:
+        notebook, batch = samples.assignment_samples(root, name)
+        samples.write_submissions(workspace, name, batch, notebook)
+        out(f"\nGrading {len(batch)} sample submissions of {name} (workspace: {workspace}) ...")
+
+        def progress(result):
+            state = f"{result.seconds:5.1f} s" if result.graded else f"FAILED: {result.error}"
+            out(f"  {result.student:<34} {state}")
+
+        results = grade.autograde(workspace, name, progress=progress)
+        grade_ids, rows = gradebook.cell_scores(db_url, name)
+        by_student = {row["student"]: row for row in rows}
+        notes = {}
+        for sample in batch:
+            row = by_student.get(sample.student)
+            if row is None:
+                notes[sample.student] = "not graded"
+                continue
+            wrong = [g for g, points in sample.expected.items()
+                     if row["scores"].get(g) is None or abs(row["scores"][g] - points) > 1e-6]
+            notes[sample.student] = "as expected" if not wrong else "UNEXPECTED: " + ", ".join(wrong)
+        out(f"\nGradebook for {name} ({db_url}):\n")
+        out(gradebook.format_table(grade_ids, rows, gradebook.max_points(db_url, name), notes))
+        failed = [r for r in results if not r.graded]
+        out(f"\n{len(results) - len(failed)} graded, {len(failed)} failed; "
+            "'manual' marks answers left for formgrader.")
+        outcome[name] = [(s, by_student.get(s.student)) for s in batch]
+    out(f"\nThis is an nbgrader course folder: cd {workspace} && nbgrader generate_feedback "
+        f"{names[0]} (or nbgrader formgrader) works there as in any course.")
+    return outcome

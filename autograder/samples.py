@@ -1,0 +1,121 @@
+"""Sample submissions of an assignment: for the demo, the tests and the benchmarks.
+
+Made from the committed solutions and release: the solution (full marks), the
+untouched release (nothing earned), the assignment's own flawed variants
+(``autograder/<assignment>/samples.py``: solution cells replaced, with the
+score each grade cell should earn) and broken files any assignment can
+receive (not JSON, a deleted grade cell, a duplicated cell id, a kernel that
+dies). Each sample says what it should earn, worked out from the graders,
+not from a previous run.
+"""
+
+import copy
+import dataclasses
+import importlib
+import json
+import pathlib
+
+import nbformat
+
+from nbgrader import utils
+
+
+@dataclasses.dataclass
+class Sample:
+    """One sample submission of one notebook."""
+
+    student: str
+    description: str
+    content: str
+    #: ``{grade_id: points}`` for every autograded cell; None when not predicted.
+    expected: dict
+    #: A phrase the student's feedback must contain (intake or run messages).
+    message: str = ""
+
+
+def autograded_points(nb):
+    """``{grade_id: points}`` of a notebook's autograded grade cells."""
+    return {c.metadata.nbgrader["grade_id"]: float(c.metadata.nbgrader["points"])
+            for c in nb.cells
+            if c.cell_type == "code" and utils.is_grade(c) and not utils.is_solution(c)}
+
+
+def _write(nb):
+    return nbformat.writes(nb)
+
+
+def _cell_index(nb, grade_id):
+    for index, cell in enumerate(nb.cells):
+        if cell.metadata.get("nbgrader", {}).get("grade_id") == grade_id:
+            return index
+    raise KeyError(f"no cell with grade id {grade_id!r}")
+
+
+def with_replaced_cells(nb, replace):
+    """A copy of `nb` whose solution cells (by grade id) hold other code."""
+    nb = copy.deepcopy(nb)
+    for grade_id, source in replace.items():
+        nb.cells[_cell_index(nb, grade_id)].source = source
+    return nb
+
+
+def assignment_samples(root, assignment):
+    """All samples of one assignment's first notebook, in a fixed order."""
+    root = pathlib.Path(root)
+    notebooks = sorted((root / "solutions" / assignment).glob("*.ipynb"))
+    solution_path = notebooks[0]
+    solution = nbformat.read(str(solution_path), as_version=4)
+    release = nbformat.read(str(root / "release" / assignment / solution_path.name), as_version=4)
+    full = autograded_points(solution)
+    zero = {k: 0.0 for k in full}
+    samples = [
+        Sample("s01-solution", "the worked solution", _write(solution), dict(full)),
+        Sample("s02-untouched-release", "the release handed back unanswered", _write(release), dict(zero)),
+    ]
+    try:
+        flawed = importlib.import_module(f"autograder.{assignment}.samples").SAMPLES
+    except ModuleNotFoundError:
+        flawed = []
+    for number, spec in enumerate(flawed, start=3):
+        expected = dict(full)
+        expected.update({k: float(v) for k, v in spec["expected"].items()})
+        samples.append(Sample(f"s{number:02d}-{spec['name'].replace('_', '-')}", spec["description"],
+                              _write(with_replaced_cells(solution, spec["replace"])), expected,
+                              spec.get("message", "")))
+    number = len(samples) + 1
+    text = _write(solution)
+    samples.append(Sample(f"s{number:02d}-not-json", "a notebook cut off half way (not valid JSON)",
+                          text[: len(text) // 2], dict(zero), "not valid JSON"))
+    first_graded = next(i for i, c in enumerate(solution.cells)
+                        if c.metadata.get("nbgrader", {}).get("grade_id") in full)
+    deleted = copy.deepcopy(solution)
+    gone = deleted.cells.pop(first_graded).metadata.nbgrader["grade_id"]
+    samples.append(Sample(f"s{number + 1:02d}-deleted-grade-cell",
+                          f"the visible-check cell {gone!r} deleted: restored, and graded on the answers",
+                          _write(deleted), dict(full), "was missing from the notebook"))
+    duplicated = copy.deepcopy(solution)
+    duplicated.cells.insert(first_graded, copy.deepcopy(duplicated.cells[first_graded - 1]))
+    duplicated.cells[first_graded]["metadata"] = {}
+    samples.append(Sample(f"s{number + 2:02d}-duplicated-cell-id",
+                          "a cell pasted twice with the same cell id",
+                          _write(duplicated), dict(full), "same id as an earlier cell"))
+    dying = copy.deepcopy(solution)
+    dying.cells.insert(first_graded, nbformat.v4.new_code_cell("import os\nos._exit(1)"))
+    samples.append(Sample(f"s{number + 3:02d}-kernel-dies",
+                          "an extra cell that kills the kernel: skipped, the rest graded",
+                          _write(dying), dict(full), "made the kernel die"))
+    return solution_path.name, samples
+
+
+def write_submissions(course_root, assignment, samples, notebook_name, submitted="submitted"):
+    """Write samples as nbgrader submissions: ``submitted/<student>/<assignment>/``."""
+    for sample in samples:
+        folder = pathlib.Path(course_root) / submitted / sample.student / assignment
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / notebook_name).write_text(sample.content)
+
+
+def to_json(samples):
+    """The samples' names and expectations, for reports."""
+    return json.dumps([{"student": s.student, "description": s.description, "expected": s.expected}
+                       for s in samples], indent=2)
