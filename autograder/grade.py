@@ -90,15 +90,19 @@ def autograde(root=course.KIT_ROOT, assignment=None, *, student=None, config_ove
         started = time.monotonic()
         messages = []
         folder = pathlib.Path(api.coursedir.format_path(api.coursedir.submitted_directory, sid, assignment))
-        for master in masters:
-            submitted = folder / master.name
-            if submitted.exists() or submitted.is_symlink():
-                found = intake.inspect_notebook(submitted, release_dir / master.name, grade_ids[master.stem])
-                messages += found.messages
-            else:
-                messages.append(f"{master.name} was not handed in; it earns 0.")
-        with course.working_directory(root):
-            outcome = api.autograde(assignment, sid, force=True, create=True)
+        try:
+            for master in masters:
+                submitted = folder / master.name
+                if submitted.exists() or submitted.is_symlink():
+                    found = intake.inspect_notebook(submitted, release_dir / master.name, grade_ids[master.stem])
+                    messages += found.messages
+                else:
+                    messages.append(f"{master.name} was not handed in; it earns 0.")
+        except OSError as error:
+            outcome = {"success": False, "error": f"intake could not read the submission: {error}"}
+        else:
+            with course.working_directory(root):
+                outcome = api.autograde(assignment, sid, force=True, create=True)
         result = SubmissionResult(sid, outcome["success"], time.monotonic() - started, messages,
                                   "" if outcome["success"] else _reason(outcome))
         results.append(result)

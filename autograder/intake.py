@@ -73,8 +73,14 @@ def inspect_notebook(path, release_path, master_grade_ids=()):
     if changed:
         keep = path.parent / RECEIVED_DIR
         keep.mkdir(exist_ok=True)
-        if not (keep / path.name).exists():
-            shutil.copy2(path, keep / path.name, follow_symlinks=False)
+        kept = keep / path.name
+        if path.is_symlink() or not path.is_file():
+            # A link or a folder in the notebook's place: moved aside, never followed.
+            if kept.is_dir() and not kept.is_symlink():
+                shutil.rmtree(kept)
+            os.replace(path, kept)
+        elif not kept.exists():
+            shutil.copy2(path, kept, follow_symlinks=False)
         tmp = path.with_suffix(".ipynb.intake")
         nbformat.write(nb, str(tmp))
         os.replace(tmp, path)

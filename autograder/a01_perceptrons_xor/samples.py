@@ -9,7 +9,9 @@ weight of all its tests. The written question `sigmoid_question` is graded by
 hand and is not listed.
 
 The demo and the kit's tests grade these samples end to end and compare the
-recorded scores with `expected`.
+recorded scores with `expected`. The solution itself and the untouched
+release are not listed: `autograder.samples` makes those two for every
+assignment.
 """
 
 _FULL_MARKS = {
@@ -142,30 +144,6 @@ _KERAS_THREE_HIDDEN = _keras_xor_source(
 _KERAS_NO_HIDDEN = _keras_xor_source(
     '        keras.layers.Dense(1, activation="sigmoid"),', seeds=3)
 
-_STUB = "    # YOUR CODE HERE\n    raise NotImplementedError()"
-
-_UNANSWERED = {
-    "mp_neurons_answer": "\n\n\n".join(
-        f'def {signature}:\n    """{doc}"""\n{_STUB}'
-        for signature, doc in [("mp_identity(a)", "Output = a."),
-                               ("mp_and(a, b)", "Output = a AND b."),
-                               ("mp_or(a, b)", "Output = a OR b."),
-                               ("mp_and_not(a, b)", "Output = a AND NOT b.")]),
-    "mp_xor_answer": f'def mp_xor(a, b):\n    """Output = a XOR b, wired from mp_and_not and mp_or."""\n{_STUB}',
-    "step_functions_answer": (
-        f'def heaviside(z):\n    """0 where z < 0, 1 where z >= 0 (elementwise, integer array)."""\n{_STUB}\n\n\n'
-        f'def sign_step(z):\n    """-1 where z < 0, 0 where z == 0, +1 where z > 0 (elementwise, integer array)."""\n{_STUB}'),
-    "perceptron_update_answer": (
-        'def perceptron_update(w, x, y, y_hat, eta):\n'
-        f'    """Returns w + eta * outer(x, y - y_hat), a new (n_inputs, n_outputs) array."""\n{_STUB}'),
-    "train_perceptron_answer": (
-        'def train_perceptron(X, y, eta=1.0, max_epochs=100):\n'
-        f'    """Online perceptron training with a Heaviside step; see the instructions above."""\n{_STUB}'),
-    "xor_mlp_hand_answer": "# YOUR CODE HERE\nraise NotImplementedError()",
-    "xor_keras_answer": "# YOUR CODE HERE\nraise NotImplementedError()",
-}
-
-
 SAMPLES = [
     {
         "name": "or_as_and",
@@ -251,15 +229,6 @@ SAMPLES = [
             "xor_keras_model 0."),
         "replace": {"xor_keras_answer": _KERAS_NO_HIDDEN},
         "expected": _expected(xor_keras_model=0),
-    },
-    {
-        "name": "unanswered",
-        "description": (
-            "The released notebook handed back untouched: every answer raises "
-            "NotImplementedError (and xor_model, XOR_W1, ... are never defined), so every "
-            "test fails with a StudentError: 0 on every autograded cell."),
-        "replace": dict(_UNANSWERED),
-        "expected": {grade_id: 0.0 for grade_id in _FULL_MARKS},
     },
 ]
 """Flawed submissions: name, description (why these scores), replace, expected."""

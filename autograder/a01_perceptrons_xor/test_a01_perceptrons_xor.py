@@ -172,7 +172,7 @@ def test_perceptron_update_multi_output(student):
 
 
 @pytest.mark.grade_cell("perceptron_update", weight=1)
-def test_perceptron_update_returns_new_float_array(student):
+def test_perceptron_update_returns_new_array_for_integer_w(student):
     """Does the rule return a new float array when w holds integers and eta is fractional?
 
     Arguments cross into the kernel as copies, so an in-place change of w

@@ -1,0 +1,115 @@
+"""Autograding a batch through nbgrader's pipeline with the kit's step (toy course)."""
+
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import nbformat
+import pytest
+
+from autograder import gradebook, grade
+
+pytestmark = pytest.mark.slow
+
+WRONG_ADD = "def add(a, b):\n    return a - b"
+
+
+def solution_with(toy_course, **replace):
+    """The toy solution with some solution cells (by grade id) replaced."""
+    nb = nbformat.read(str(toy_course / "solutions" / "toy" / "toy.ipynb"), as_version=4)
+    for cell in nb.cells:
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if grade_id in replace:
+            cell.source = replace[grade_id]
+    return nbformat.writes(nb)
+
+
+def scores(course_root):
+    _, rows = gradebook.cell_scores(f"sqlite:///{course_root}/gradebook.db", "toy")
+    return {row["student"]: {k: v for k, v in row["scores"].items() if k != "explain"} for row in rows}
+
+
+@pytest.fixture
+def batch(toy_course, submit):
+    """A mixed toy batch: right, unanswered, partly wrong, and broken files."""
+    submit(toy_course, "toy", "a-right", "toy.ipynb", solution_with(toy_course))
+    submit(toy_course, "toy", "b-release", "toy.ipynb", (toy_course / "release/toy/toy.ipynb").read_text())
+    submit(toy_course, "toy", "c-wrong-add", "toy.ipynb", solution_with(toy_course, add_answer=WRONG_ADD))
+    submit(toy_course, "toy", "d-not-json", "toy.ipynb", "{ this is not a notebook")
+    submit(toy_course, "toy", "e-half-scale", "toy.ipynb", solution_with(
+        toy_course, scale_answer="def scale(x, k):\n    return np.asarray(x).ravel() * k"))
+    submit(toy_course, "toy", "f-right", "toy.ipynb", solution_with(toy_course))
+    return toy_course
+
+
+EXPECTED = {
+    "a-right": {"add": 2.0, "scale": 3.0},
+    "b-release": {"add": 0.0, "scale": 0.0},
+    "c-wrong-add": {"add": 0.0, "scale": 3.0},
+    "d-not-json": {"add": 0.0, "scale": 0.0},
+    # Flattening keeps the values of a 1-d input (weight 2 of 3) but loses a 2-d shape.
+    "e-half-scale": {"add": 2.0, "scale": 2.0},
+    "f-right": {"add": 2.0, "scale": 3.0},
+}
+
+
+def test_batch_earns_exactly_what_its_answers_earn(batch):
+    """Does every submission get its expected score, the broken one included, in one batch?"""
+    results = grade.autograde(batch, "toy")
+    assert [r.student for r in results] == sorted(EXPECTED)
+    assert all(r.graded for r in results), [r.error for r in results]
+    assert scores(batch) == EXPECTED
+    broken = next(r for r in results if r.student == "d-not-json")
+    assert any("not valid JSON" in m for m in broken.messages)
+
+
+def test_feedback_shows_expected_and_received(batch):
+    """Does the autograded notebook tell the student what was expected and what they gave?"""
+    grade.autograde(batch, "toy", student="c-wrong-add")
+    nb = nbformat.read(str(batch / "autograded/c-wrong-add/toy/toy.ipynb"), as_version=4)
+    cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "add")
+    text = "".join(o.get("text", "") for o in cell.outputs)
+    assert "add(2, 3): expected 5, received -1" in text
+    assert "0 of 2 points" in text
+
+
+def test_nbgrader_autograde_grades_alike(batch, tmp_path):
+    """Do `nbgrader autograde` (its own CLI) and `nndl autograde` record the same grades?"""
+    other = tmp_path / "other"
+    shutil.copytree(batch, other)
+    grade.autograde(batch, "toy")
+    # nbgrader's CLI reads the unchanged files: run intake-free on a copy, minus the broken file,
+    # which nbgrader alone cannot read (intake is the kit's step before nbgrader).
+    shutil.rmtree(other / "submitted" / "d-not-json")
+    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
+    done = subprocess.run([os.path.join(os.path.dirname(sys.executable), "nbgrader"), "autograde", "toy",
+                           "--force"], cwd=other, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    ours = scores(batch)
+    del ours["d-not-json"]
+    assert scores(other) == ours
+
+
+def test_one_student_only(batch):
+    """Does --student grade that submission and no other?"""
+    results = grade.autograde(batch, "toy", student="e-half-scale")
+    assert [r.student for r in results] == ["e-half-scale"]
+    assert scores(batch) == {"e-half-scale": EXPECTED["e-half-scale"]}
+
+
+def test_grades_already_recorded_stay_when_one_fails(batch, monkeypatch):
+    """When one submission cannot be graded at all, do the others keep their recorded grades?"""
+    grade.autograde(batch, "toy")
+    before = scores(batch)
+    # Make the next run of one submission fail inside nbgrader: a file blocks its output folder.
+    blocked = batch / "autograded" / "c-wrong-add"
+    shutil.rmtree(blocked)
+    blocked.write_text("in the way")
+    results = grade.autograde(batch, "toy")
+    assert {r.student for r in results if not r.graded} == {"c-wrong-add"}
+    assert next(r for r in results if not r.graded).error
+    after = scores(batch)
+    assert after == before
