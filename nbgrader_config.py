@@ -4,7 +4,8 @@ pipeline with the kit's step in it. `nbgrader ...` and `nndl ...` both read it.
 
 from nbconvert.preprocessors import ClearMetadataPreprocessor
 from nbgrader.preprocessors import (
-    AssignLatePenalties, CheckCellMetadata, IgnorePattern, LimitOutput, SaveAutoGrades,
+    AssignLatePenalties, CheckCellMetadata, ClearMarkScheme, ClearOutput, IgnorePattern,
+    IncludeHeaderFooter, LimitOutput, LockCells, SaveAutoGrades,
 )
 
 from autograder.preprocessors import GradeInSandbox
@@ -19,6 +20,9 @@ c.CourseDirectory.db_assignments = [{"name": "a01_perceptrons_xor"}]
 # so `nndl build` is reproducible and a test can compare it with what is committed.
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 c.ClearOutput.enabled = True
+# nbgrader executes the solutions by default, which stamps run times into them; the kit's
+# tests run them instead (tests/test_a01_grading.py), so solutions/ is rebuilt byte for byte.
+c.GenerateSolution.preprocessors = [IncludeHeaderFooter, LockCells, ClearOutput, ClearMarkScheme]
 
 # A deleted grade cell comes back from the master, so its points are still recorded.
 c.OverwriteCells.add_missing_cells = True

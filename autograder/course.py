@@ -75,3 +75,24 @@ def master_notebooks(root, assignment, config=None):
         raise CourseError(f"No assignment {assignment!r} in {source}. "
                           f"Known assignments: {', '.join(known) or 'none'}.")
     return sorted(folder.glob("*.ipynb"))
+
+
+def write_course_config(folder, *, source=None, release=None, solutions=None):
+    """Make `folder` a course directory that uses the kit's configuration.
+
+    Its ``nbgrader_config.py`` loads the kit's, then points the source,
+    release and solution folders wherever given (by default nbgrader's usual
+    folders inside `folder`), so nbgrader's own commands work there as in
+    any course.
+    """
+    lines = ["# A course folder using the nndl kit's configuration.",
+             "c = get_config()  # noqa: F821",
+             f"load_subconfig({str(KIT_ROOT / 'nbgrader_config.py')!r})  # noqa: F821"]
+    for trait, value in (("source_directory", source), ("release_directory", release),
+                         ("solution_directory", solutions)):
+        if value is not None:
+            lines.append(f"c.CourseDirectory.{trait} = {str(value)!r}")
+    folder = pathlib.Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "nbgrader_config.py").write_text("\n".join(lines) + "\n")
+    return folder

@@ -13,23 +13,6 @@ import shutil
 from autograder import build, course, grade, gradebook, samples
 
 
-def write_demo_course(workspace, root=course.KIT_ROOT):
-    """Make `workspace` a course folder over the kit's source, release and solutions.
-
-    Its ``nbgrader_config.py`` loads the kit's and points at the kit's
-    folders, so ``nbgrader`` commands (formgrader, generate_feedback, export)
-    work there as in any course.
-    """
-    root = pathlib.Path(root)
-    (pathlib.Path(workspace) / "nbgrader_config.py").write_text(
-        "# A demo course over the kit's source; written by `nndl demo`.\n"
-        "c = get_config()  # noqa: F821\n"
-        f"load_subconfig({str(root / 'nbgrader_config.py')!r})  # noqa: F821\n"
-        f"c.CourseDirectory.source_directory = {str(root / 'source')!r}\n"
-        f"c.CourseDirectory.release_directory = {str(root / 'release')!r}\n"
-        f"c.CourseDirectory.solution_directory = {str(root / 'solutions')!r}\n")
-
-
 def run_demo(*, workspace=None, assignments=None, out=print, root=course.KIT_ROOT):
     """Build, make samples, grade them, print the gradebook.
 
@@ -43,7 +26,8 @@ def run_demo(*, workspace=None, assignments=None, out=print, root=course.KIT_ROO
     names = assignments or build.source_assignments(root)
     out(f"Building {', '.join(names)} from source/ into release/ and solutions/ ...")
     build.build(root)
-    write_demo_course(workspace, root)
+    course.write_course_config(workspace, source=root / "source", release=root / "release",
+                               solutions=root / "solutions")
     db_url = f"sqlite:///{workspace / 'gradebook.db'}"
     outcome = {}
     for name in names:

@@ -230,5 +230,15 @@ SAMPLES = [
         "replace": {"xor_keras_answer": _KERAS_NO_HIDDEN},
         "expected": _expected(xor_keras_model=0),
     },
+    {
+        "name": "kernel_dies_in_keras_answer",
+        "description": (
+            "The Keras answer cell ends the kernel (os._exit). The cell is skipped and the "
+            "notebook re-run without it: xor_model is never defined, so all three Keras tests "
+            "fail (0), while every answer before it keeps its points."),
+        "replace": {"xor_keras_answer": "import os\nos._exit(1)\n"},
+        "expected": _expected(xor_keras_model=0),
+        "message": "made the kernel die",
+    },
 ]
 """Flawed submissions: name, description (why these scores), replace, expected."""
