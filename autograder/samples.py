@@ -41,7 +41,8 @@ def autograded_points(nb):
 
 
 def _write(nb):
-    return nbformat.writes(nb)
+    # Plain JSON: nbformat.writes would repair what some samples break on purpose (duplicate ids).
+    return json.dumps(nb, indent=1, ensure_ascii=False) + "\n"
 
 
 def _cell_index(nb, grade_id):

@@ -76,22 +76,33 @@ def _solution_lines(assignment):
     return {line for line in secret if not any(line in p for p in public)}
 
 
+def find_leaks(folder, assignment):
+    """What in `folder` students must not see: markers, grader paths and code, answers."""
+    text = "\n".join(p.read_text(errors="replace") for p in folder.rglob("*") if p.is_file())
+    found = [f"marker {m!r}" for m in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS",
+                                        "END HIDDEN TESTS", "autograder", "reference.py", "grade_cell(",
+                                        "student.call", "student.value") if m in text]
+    found += [f"answer line {line!r}" for line in _solution_lines(assignment) if line in text]
+    for py in (KIT / "autograder" / assignment).glob("*.py"):
+        for line in _code_lines(py):
+            if len(line) > 30 and not line.startswith(("import", "from", "def ", "@", "assert")) and line in text:
+                found.append(f"line of {py.name} {line!r}")
+    extra = {p.name for p in folder.rglob("*") if p.is_file()} - \
+        {p.name for p in (KIT / "source" / assignment).rglob("*") if p.is_file()}
+    found += [f"file {name!r} not in source/" for name in sorted(extra)]
+    return found
+
+
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_release_leaks_nothing(assignment):
     """Does the student version hold no solution, hidden test, grader path or reference code?"""
-    release = KIT / "release" / assignment
-    text = "\n".join(p.read_text(errors="replace") for p in release.rglob("*") if p.is_file())
-    for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS",
-                   "autograder", "reference.py", "grade_cell(", "student.call", "student.value"):
-        assert marker not in text, f"release/{assignment} contains {marker!r}"
-    leaked = [line for line in _solution_lines(assignment) if line in text]
-    assert not leaked, f"solution lines in release/{assignment}: {leaked[:5]}"
-    for py in (KIT / "autograder" / assignment).glob("*.py"):
-        for line in _code_lines(py):
-            if len(line) > 30 and not line.startswith(("import", "from", "def ", "@", "assert")):
-                assert line not in text, f"release/{assignment} contains a line of {py.name}: {line!r}"
-    assert {p.name for p in release.rglob("*") if p.is_file()} <= \
-        {p.name for p in (KIT / "source" / assignment).rglob("*") if p.is_file()}
+    assert find_leaks(KIT / "release" / assignment, assignment) == []
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_leak_check_sees_the_answers_in_solutions(assignment):
+    """Would the leak check notice answers? Run on solutions/, it must find them."""
+    assert any(leak.startswith("answer line") for leak in find_leaks(KIT / "solutions" / assignment, assignment))
 
 
 def test_student_side_package_holds_no_grader():

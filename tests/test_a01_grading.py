@@ -1,0 +1,104 @@
+"""a01 (perceptrons and XOR) graded end to end: the solution, the release, flawed and broken files.
+
+Each sample's expected score per grade cell is worked out from the graders in
+``autograder/a01_perceptrons_xor/samples.py`` (and `autograder.samples` for the
+broken files), not copied from a run.
+"""
+
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import nbformat
+import pytest
+
+from autograder import build, course, grade, gradebook, samples
+
+pytestmark = pytest.mark.slow
+
+KIT = pathlib.Path(__file__).resolve().parent.parent
+A01 = "a01_perceptrons_xor"
+
+
+def make_course(folder):
+    """A course folder with a01's source, built there (so the kit's own folders stay untouched)."""
+    shutil.copytree(KIT / "source" / A01, folder / "source" / A01)
+    course.write_course_config(folder)
+    build.build(folder, assignment=A01)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def graded_batch(tmp_path_factory):
+    """Every a01 sample submitted and graded in one batch."""
+    root = make_course(tmp_path_factory.mktemp("a01") / "course")
+    notebook, batch = samples.assignment_samples(KIT, A01)
+    samples.write_submissions(root, A01, batch, notebook)
+    results = grade.autograde(root, A01)
+    _, rows = gradebook.cell_scores(f"sqlite:///{root}/gradebook.db", A01)
+    return root, batch, {r.student: r for r in results}, {row["student"]: row for row in rows}
+
+
+def test_samples_cover_what_the_issue_asks():
+    """Solution, release, at least four flawed files and the four broken kinds are all there?"""
+    _, batch = samples.assignment_samples(KIT, A01)
+    names = [s.student for s in batch]
+    assert names[:2] == ["s01-solution", "s02-untouched-release"]
+    full = batch[0].expected
+    flawed = [s for s in batch[2:] if 0 < sum(s.expected.values()) < sum(full.values())]
+    assert len({tuple(sorted(s.expected.items())) for s in flawed}) >= 4
+    for kind in ("not-json", "deleted-grade-cell", "duplicated-cell-id", "kernel-dies"):
+        assert any(n.endswith(kind) for n in names), kind
+    assert all(set(s.expected) == set(full) for s in batch)
+
+
+def test_every_submission_was_graded(graded_batch):
+    """Did the batch go on past every broken file, grading all of them?"""
+    _, batch, results, rows = graded_batch
+    assert sorted(results) == sorted(s.student for s in batch)
+    assert [s for s, r in results.items() if not r.graded] == []
+    assert sorted(rows) == sorted(results)
+
+
+@pytest.mark.parametrize("index", range(len(samples.assignment_samples(KIT, A01)[1])))
+def test_sample_earns_exactly_its_expected_score(graded_batch, index):
+    """Does this sample earn exactly the points worked out for each grade cell?"""
+    _, batch, _, rows = graded_batch
+    sample = batch[index]
+    got = {g: rows[sample.student]["scores"][g] for g in sample.expected}
+    assert got == pytest.approx(sample.expected), sample.description
+
+
+@pytest.mark.parametrize("index", [i for i, s in enumerate(samples.assignment_samples(KIT, A01)[1]) if s.message])
+def test_broken_sample_gets_a_clear_message(graded_batch, index):
+    """Does the student learn what went wrong with their file, in their feedback notebook?"""
+    root, batch, results, _ = graded_batch
+    sample = batch[index]
+    graded = root / "autograded" / sample.student / A01 / "perceptrons_xor.ipynb"
+    text = graded.read_text() + "\n".join(results[sample.student].messages)
+    assert sample.message in text
+
+
+def test_manual_question_is_left_for_formgrader(graded_batch):
+    """Is the written question of an answered notebook left for manual grading?"""
+    _, _, _, rows = graded_batch
+    assert rows["s01-solution"]["scores"]["sigmoid_question"] is None
+    assert rows["s01-solution"]["needs_manual"]
+    assert rows["s02-untouched-release"]["scores"]["sigmoid_question"] == 0
+
+
+def test_nbgrader_autograde_agrees(graded_batch, tmp_path):
+    """Does plain `nbgrader autograde` record the same grades for readable submissions?"""
+    root, batch, _, rows = graded_batch
+    other = make_course(tmp_path / "course")
+    chosen = [s for s in batch if s.student in ("s01-solution", "s03-or-as-and", "s08-xor-mlp-computes-or")]
+    notebook = "perceptrons_xor.ipynb"
+    samples.write_submissions(other, A01, chosen, notebook)
+    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
+    done = subprocess.run([os.path.join(os.path.dirname(sys.executable), "nbgrader"), "autograde", A01],
+                          cwd=other, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    _, theirs = gradebook.cell_scores(f"sqlite:///{other}/gradebook.db", A01)
+    assert {r["student"]: r["scores"] for r in theirs} == {s.student: rows[s.student]["scores"] for s in chosen}
