@@ -10,7 +10,7 @@ import dataclasses
 import pathlib
 import time
 
-from autograder import assignments, build, course, intake
+from autograder import assignments, build, course, intake, sandbox
 
 
 @dataclasses.dataclass
@@ -44,8 +44,26 @@ def ensure_registered(root, api, assignment, config_overrides=None):
     return True
 
 
+def sandbox_warning(allow_unsandboxed):
+    """None when the sandbox works; else the warning to print, if grading without it was allowed.
+
+    Raises:
+        CourseError: the sandbox cannot start and grading without it was not allowed.
+    """
+    problem = sandbox.bubblewrap_problem()
+    if problem is None:
+        return None
+    if not allow_unsandboxed:
+        raise course.CourseError(
+            f"The sandbox cannot start on this machine: {problem}. Without it, student code can read "
+            "the hidden graders and other students' work. Fix the sandbox, or pass "
+            "--unsafe-no-sandbox to grade anyway (only for notebooks you trust).")
+    return (f"WARNING: grading WITHOUT the sandbox ({problem}). Student code runs with this machine's "
+            "files in reach: hidden graders, the gradebook and other students' submissions.")
+
+
 def autograde(root=course.KIT_ROOT, assignment=None, *, student=None, config_overrides=None,
-              progress=None):
+              progress=None, allow_unsandboxed=False):
     """Grade one or all students' submissions of an assignment.
 
     Args:
@@ -54,6 +72,8 @@ def autograde(root=course.KIT_ROOT, assignment=None, *, student=None, config_ove
         student: one student's id; everyone who submitted when None.
         config_overrides: nbgrader config to merge over the course's.
         progress: called with each `SubmissionResult` as it finishes.
+        allow_unsandboxed: grade even where the bubblewrap sandbox cannot
+            start (a warning goes to every result's messages).
 
     Returns:
         The list of `SubmissionResult`, one per student.
@@ -62,6 +82,11 @@ def autograde(root=course.KIT_ROOT, assignment=None, *, student=None, config_ove
         CourseError: unknown assignment or student, or no submissions.
     """
     root = pathlib.Path(root).resolve()
+    warning = sandbox_warning(allow_unsandboxed)
+    if warning:
+        config_overrides = {**(config_overrides or {}),
+                            "GradeInSandbox": {**(config_overrides or {}).get("GradeInSandbox", {}),
+                                               "allow_unsandboxed": True}}
     config = course.load_config(root, config_overrides)
     masters = course.master_notebooks(root, assignment, config)
     try:
@@ -88,7 +113,7 @@ def autograde(root=course.KIT_ROOT, assignment=None, *, student=None, config_ove
     results = []
     for sid in students:
         started = time.monotonic()
-        messages = []
+        messages = [warning] if warning else []
         folder = pathlib.Path(api.coursedir.format_path(api.coursedir.submitted_directory, sid, assignment))
         try:
             for master in masters:

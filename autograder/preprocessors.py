@@ -9,11 +9,11 @@ hidden graders in a separate process against that live kernel
 ``nbgrader autograde`` and ``nndl autograde`` grade alike.
 """
 
-from traitlets import Float, Integer, Unicode
+from traitlets import Bool, Float, Integer, Unicode
 
 from nbgrader.preprocessors import NbGraderPreprocessor
 
-from autograder import assignments, record
+from autograder import assignments, record, sandbox, sandbox_data
 from autograder.run import Limits, NotebookRun
 from autograder.score.runner import run_graders
 
@@ -28,6 +28,12 @@ class GradeInSandbox(NbGraderPreprocessor):
     grader_timeout = Float(600, help="Seconds all hidden graders of one notebook may take.").tag(config=True)
     graders_root = Unicode(str(assignments.GRADERS_ROOT),
                            help="Folder holding one hidden-grader folder per assignment.").tag(config=True)
+    allow_unsandboxed = Bool(False, help=(
+        "Grade even where the bubblewrap sandbox cannot start. Student code then runs with this "
+        "machine's files in reach: only for notebooks you trust.")).tag(config=True)
+    sandbox_data_dir = Unicode("", help=(
+        "Folder of training-split-only dataset files mounted read-only into the sandbox "
+        "(default: made from NNDL_DATA_DIR).")).tag(config=True)
 
     def preprocess(self, nb, resources):
         assignment = resources["nbgrader"]["assignment"]
@@ -37,7 +43,12 @@ class GradeInSandbox(NbGraderPreprocessor):
         limits = Limits.from_mapping({**vars(limits), **settings.limits})
         workdir = resources.get("metadata", {}).get("path") or None
         notices = list(nb.metadata.get("nndl", {}).get("intake", []))
-        with NotebookRun(nb, limits, scratch_files=workdir, log=self.log, gpu=settings.gpu) as run:
+        mode = sandbox.sandbox_mode(self.allow_unsandboxed)
+        if mode != "bubblewrap":
+            self.log.warning("GRADING WITHOUT THE SANDBOX: %s", sandbox.bubblewrap_problem())
+        data_dir = self.sandbox_data_dir or sandbox_data.training_only_dir()
+        with NotebookRun(nb, limits, scratch_files=workdir, log=self.log, gpu=settings.gpu,
+                         sandbox_mode=mode, data_dir=data_dir) as run:
             problems = run.execute()
             report = run_graders(settings.grader_dir, run, timeout=self.grader_timeout)
             resources.setdefault("nndl", {}).update(

@@ -21,8 +21,11 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
+import nndl_datasets
 from autograder import bridge, sandbox
 
+#: The course's student-side package, the only part of the kit a sandbox sees.
+STUDENT_PACKAGE = os.path.dirname(nndl_datasets.__file__)
 #: The probe sent after an interrupt to see whether the kernel came back.
 _PROBE_TIMEOUT = 10
 
@@ -36,6 +39,10 @@ class Limits:
     memory_mb: int = 4096
     call_timeout: float = 60
     max_restarts: int = 2
+    #: Processes (and threads) the sandbox's user may run at once.
+    max_processes: int = 512
+    #: Largest file the kernel may write, in MiB.
+    max_file_mb: int = 512
 
     @classmethod
     def from_mapping(cls, mapping):
@@ -72,12 +79,16 @@ class NotebookRun:
     """
 
     def __init__(self, nb, limits, *, scratch_files=None, log=None, gpu=False,
-                 extra_env=None, run_root=None):
+                 extra_env=None, run_root=None, sandbox_mode="bubblewrap", data_dir=None):
         self.nb = nb
         self.limits = limits
         self.log = log
         self.gpu = gpu
-        self.extra_env = extra_env or {}
+        self.sandbox_mode = sandbox_mode
+        self.data_dir = str(data_dir) if data_dir else None
+        self.extra_env = dict(extra_env or {})
+        if self.data_dir:
+            self.extra_env["NNDL_DATA_DIR"] = self.data_dir
         self.run_dir = sandbox.new_run_directory(run_root)
         self.scratch = os.path.join(self.run_dir, "scratch")
         self.bridge_dir = os.path.join(self.scratch, ".nndl-bridge")
@@ -110,7 +121,14 @@ class NotebookRun:
         shutil.rmtree(self.run_dir, ignore_errors=True)
 
     def _start_kernel(self):
-        km = sandbox.make_kernel_manager(self.run_dir)
+        if self.sandbox_mode == "bubblewrap":
+            for root, dirs, files in os.walk(self.scratch):
+                for name in [root] + [os.path.join(root, f) for f in files]:
+                    sandbox.hand_to_sandbox_user(name)
+        km = sandbox.make_kernel_manager(
+            self.run_dir, scratch=self.scratch, mode=self.sandbox_mode,
+            read_only=[STUDENT_PACKAGE] + ([self.data_dir] if self.data_dir else []),
+            limits={"nproc": self.limits.max_processes, "fsize": self.limits.max_file_mb * 2**20})
         self.client = NotebookClient(
             self.nb,
             km=km,

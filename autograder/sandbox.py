@@ -10,6 +10,7 @@ honest in the meantime, because graders only ever receive data from it.
 
 import functools
 import os
+import pathlib
 import shutil
 import signal
 import subprocess
@@ -64,26 +65,68 @@ def student_environment(home, *, gpu=False, extra=None):
 
 
 class SandboxedKernelManager(AsyncKernelManager):
-    """A kernel manager whose kernel runs in its own network namespace.
+    """A kernel manager whose kernel starts inside the sandbox.
 
-    The kernel talks to us over Unix sockets (``transport="ipc"``), which
-    work across network namespaces, so the kernel needs no network at all.
+    The kernel talks to us over Unix sockets (``transport="ipc"``) in a folder
+    shared with the sandbox, so it needs no network at all. Set `scratch`,
+    `ipc_dir`, `mode` ("bubblewrap" or "namespace") and `limits` before
+    starting it.
     """
+
+    scratch = None
+    ipc_dir = None
+    mode = "bubblewrap"
+    limits = None
+    read_only = ()
 
     def format_kernel_cmd(self, extra_arguments=None):
         cmd = super().format_kernel_cmd(extra_arguments)
+        if self.mode == "bubblewrap":
+            # Written by us just now (0600): the kernel's user must be able to read it.
+            hand_to_sandbox_user(self.connection_file)
+            return bubblewrap_command(cmd, scratch=self.scratch, ipc_dir=self.ipc_dir,
+                                      read_only=self.read_only, limits=self.limits)
         if network_isolation_available():
-            cmd = [shutil.which("unshare"), "--net", "--"] + cmd
+            return [shutil.which("unshare"), "--net", "--"] + cmd
         return cmd
 
 
-def make_kernel_manager(run_dir, kernel_name="python3"):
-    """A kernel manager for one submission, its sockets under `run_dir`."""
+def make_kernel_manager(run_dir, *, scratch, mode, limits=None, read_only=(), kernel_name="python3"):
+    """A kernel manager for one submission, its sockets under `run_dir`/ipc."""
+    ipc_dir = os.path.join(str(run_dir), "ipc")
+    os.makedirs(ipc_dir, exist_ok=True)
+    if mode == "bubblewrap":
+        hand_to_sandbox_user(ipc_dir)
     km = SandboxedKernelManager(kernel_name=kernel_name)
     km.transport = "ipc"
-    km.ip = os.path.join(str(run_dir), "kernel")
-    km.connection_file = os.path.join(str(run_dir), "kernel.json")
+    km.ip = os.path.join(ipc_dir, "kernel")
+    km.connection_file = os.path.join(ipc_dir, "kernel.json")
+    km.scratch, km.ipc_dir, km.mode = str(scratch), ipc_dir, mode
+    km.limits, km.read_only = limits, tuple(read_only)
     return km
+
+
+def sandbox_mode(allow_unsandboxed=False):
+    """"bubblewrap" when the full sandbox can start, else "namespace" if allowed.
+
+    Raises:
+        SandboxUnavailable: the full sandbox cannot start and the instructor
+            did not accept grading without it.
+    """
+    problem = bubblewrap_problem()
+    if problem is None:
+        return "bubblewrap"
+    if allow_unsandboxed:
+        return "namespace"
+    raise SandboxUnavailable(
+        f"The sandbox cannot start on this machine: {problem}. Student code would run with this "
+        "machine's files in reach (hidden graders, the gradebook, other students' work). Fix the "
+        "sandbox, or, for trusted notebooks only, set GradeInSandbox.allow_unsandboxed = True "
+        "(nndl autograde --unsafe-no-sandbox).")
+
+
+class SandboxUnavailable(RuntimeError):
+    """The full sandbox cannot start, and grading without it was not allowed."""
 
 
 def process_tree(pid):
@@ -141,9 +184,13 @@ class MemoryWatchdog(threading.Thread):
 
 
 def new_run_directory(root=None):
-    """A private directory for one submission's run (sockets, scratch)."""
+    """A directory for one submission's run (sockets, scratch, exports).
+
+    Others may pass through it (the sandbox's user must reach its scratch
+    and socket folders) but not list it.
+    """
     path = tempfile.mkdtemp(prefix="nndl-run-", dir=root)
-    os.chmod(path, 0o700)
+    os.chmod(path, 0o711)
     return path
 
 
@@ -155,3 +202,91 @@ def wait_until_gone(pid, timeout=5.0):
             return True
         time.sleep(0.05)
     return not psutil.pid_exists(pid)
+
+
+#: The unprivileged user the student's kernel runs as when the kit runs as root.
+SANDBOX_UID = 65534
+#: System folders the kernel may read (never write).
+SYSTEM_PATHS = ("/usr", "/bin", "/lib", "/lib64", "/sbin", "/etc/alternatives", "/etc/ld.so.cache",
+                "/etc/ssl", "/etc/ca-certificates", "/etc/localtime", "/etc/passwd", "/etc/group",
+                "/etc/nsswitch.conf", "/etc/fonts", "/etc/matplotlibrc")
+
+
+@functools.lru_cache(maxsize=None)
+def bubblewrap_problem():
+    """None when bubblewrap can build the sandbox here, else a sentence saying why not."""
+    bwrap = shutil.which("bwrap")
+    if bwrap is None:
+        return "bubblewrap is not installed (Debian: apt-get install bubblewrap)"
+    probe = [bwrap, "--unshare-net", "--unshare-pid", "--die-with-parent", "--ro-bind", "/", "/",
+             "--proc", "/proc", "--dev", "/dev", "true"]
+    try:
+        done = subprocess.run(probe, capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return f"bubblewrap could not start ({error})"
+    if done.returncode != 0:
+        return f"bubblewrap cannot create namespaces here ({done.stderr.strip()[:200]})"
+    if os.geteuid() == 0 and shutil.which("setpriv") is None:
+        return "setpriv (util-linux) is missing, so the kernel cannot drop root"
+    return None
+
+
+def _parents_with_perms(path, made):
+    """bwrap arguments creating the parents of `path`, traversable by anyone."""
+    args = []
+    parts = pathlib.PurePosixPath(path).parents
+    for parent in reversed(list(parts)[:-1]):  # skip "/"
+        parent = str(parent)
+        if parent not in made:
+            made.add(parent)
+            args += ["--perms", "0755", "--dir", parent]
+    return args
+
+
+def bubblewrap_command(cmd, *, scratch, ipc_dir, read_only=(), limits=None):
+    """Wrap a kernel command in a bubblewrap sandbox.
+
+    Inside: new PID, network (loopback only), IPC, UTS and cgroup namespaces;
+    the system folders, the Python environment and `read_only` paths mounted
+    read-only at their own paths; `scratch` (the kernel's home and working
+    folder) and `ipc_dir` (its Jupyter sockets) writable; a private /tmp;
+    nothing else of the host's files, so no hidden grader, gradebook or other
+    student's folder exists there. When the kit runs as root, the kernel drops
+    to an unprivileged user with no capabilities, under process and file-size
+    limits (`limits`: ``{"nproc": int, "fsize": bytes}``).
+    """
+    bwrap = shutil.which("bwrap")
+    args = [bwrap, "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
+            "--unshare-cgroup-try", "--die-with-parent", "--hostname", "sandbox",
+            "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/dev/shm", "--tmpfs", "/tmp"]
+    made = {"/tmp", "/proc", "/dev", "/dev/shm"}
+    for path in SYSTEM_PATHS:
+        if os.path.islink(path):
+            args += ["--symlink", os.readlink(path), path]
+        elif os.path.exists(path):
+            args += _parents_with_perms(path, made) + ["--ro-bind", path, path]
+    python_roots = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
+    for path in sorted(python_roots | {str(p) for p in read_only}):
+        if path and os.path.exists(path) and not any(path.startswith(s + "/") or path == s for s in SYSTEM_PATHS):
+            args += _parents_with_perms(path, made) + ["--ro-bind", path, path]
+    for path in (scratch, ipc_dir):
+        args += _parents_with_perms(path, made) + ["--bind", str(path), str(path)]
+    # Inside the PID namespace the kernel's parent is PID 1, which ipykernel would take for
+    # an orphaning; --die-with-parent ends the kernel with us instead.
+    args += ["--unsetenv", "JPY_PARENT_PID", "--chdir", str(scratch), "--"]
+    if os.geteuid() == 0:
+        limits = limits or {}
+        args += [shutil.which("setpriv"), f"--reuid={SANDBOX_UID}", f"--regid={SANDBOX_UID}",
+                 "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs"]
+        prlimit = shutil.which("prlimit")
+        if prlimit and limits:
+            args += [prlimit] + [f"--{name}={value}" for name, value in limits.items()] + ["--"]
+    return args + list(cmd)
+
+
+def hand_to_sandbox_user(*paths):
+    """Give the sandbox's user the folders it must write (when the kit runs as root)."""
+    if os.geteuid() != 0:
+        return
+    for path in paths:
+        os.chown(path, SANDBOX_UID, SANDBOX_UID)

@@ -118,14 +118,16 @@ def test_environment_is_clean(monkeypatch):
 
 def test_everything_started_is_gone_after_close():
     """After the run, is the kernel and every process it started gone, and the run folder deleted?"""
-    nb = notebook("import subprocess\nchild = subprocess.Popen(['sleep', '300']).pid\nimport os\nkernel = os.getpid()")
+    nb = notebook("import subprocess\nchild = subprocess.Popen(['sleep', '300'])\n"
+                  "import os\nif os.fork() == 0:\n    os.setsid()\n    import time\n    time.sleep(300)")
     with NotebookRun(nb, Limits()) as run:
         run.execute()
-        child = run.request("value", "child")["value"]
-        kernel = run.kernel_pid
+        tree = sandbox.process_tree(run.kernel_pid)
+        sleepers = [p for p in tree if p.name() == "sleep"]
+        assert sleepers, [p.name() for p in tree]
         run_dir = run.run_dir
-        assert psutil.pid_exists(child)
-    assert sandbox.wait_until_gone(child) and sandbox.wait_until_gone(kernel)
+    for proc in tree:
+        assert sandbox.wait_until_gone(proc.pid), proc
     assert not os.path.exists(run_dir)
 
 
