@@ -43,6 +43,9 @@ class Limits:
     max_processes: int = 512
     #: Largest file the kernel may write, in MiB.
     max_file_mb: int = 512
+    #: Output kept per cell and per notebook, in MiB; the rest is dropped.
+    cell_output_mb: float = 2
+    notebook_output_mb: float = 20
 
     @classmethod
     def from_mapping(cls, mapping):
@@ -57,6 +60,42 @@ class CellProblem:
 
     index: int
     message: str
+
+
+class CappedOutputClient(NotebookClient):
+    """An nbclient that keeps at most so much output per cell and per notebook.
+
+    A cell printing gigabytes would otherwise fill the grading process's
+    memory with its outputs before any timeout stops it.
+    """
+
+    def __init__(self, nb, *, cell_cap, notebook_cap, on_drop, **kwargs):
+        super().__init__(nb, **kwargs)
+        self._caps = (cell_cap, notebook_cap)
+        self._on_drop = on_drop
+        self._cell_bytes = {}
+        self._total_bytes = 0
+
+    #: True while running a grader's request, whose output counts apart.
+    transient = False
+
+    def output(self, outs, msg, display_id, cell_index):
+        if self.transient:
+            cell_index = -1
+        content = msg.get("content", {})
+        size = len(content.get("text", "")) + sum(len(str(v)) for v in content.get("data", {}).values())
+        size += sum(len(line) for line in content.get("traceback", []))
+        used = self._cell_bytes.get(cell_index, 0)
+        if used + size > self._caps[0] or self._total_bytes + size > self._caps[1]:
+            self._on_drop(cell_index)
+            return None
+        self._cell_bytes[cell_index] = used + size
+        self._total_bytes += size
+        return super().output(outs, msg, display_id, cell_index)
+
+    def reset_cell(self, cell_index):
+        """Forget a cell's output (it is being run again)."""
+        self._total_bytes -= self._cell_bytes.pop(cell_index, 0)
 
 
 class KernelUnavailable(RuntimeError):
@@ -98,6 +137,7 @@ class NotebookRun:
         if scratch_files:
             _copy_regular_files(scratch_files, self.scratch)
         self.problems = []
+        self._dropped_output = set()
         self.skipped = set()
         self.restarts = 0
         self.peak_memory_bytes = 0
@@ -129,8 +169,11 @@ class NotebookRun:
             self.run_dir, scratch=self.scratch, mode=self.sandbox_mode,
             read_only=[STUDENT_PACKAGE] + ([self.data_dir] if self.data_dir else []),
             limits={"nproc": self.limits.max_processes, "fsize": self.limits.max_file_mb * 2**20})
-        self.client = NotebookClient(
+        self.client = CappedOutputClient(
             self.nb,
+            cell_cap=self.limits.cell_output_mb * 2**20,
+            notebook_cap=self.limits.notebook_output_mb * 2**20,
+            on_drop=self._output_dropped,
             km=km,
             timeout=int(self.limits.cell_timeout),
             allow_errors=True,
@@ -156,6 +199,13 @@ class NotebookRun:
         self.kernel_pid = km.provisioner.process.pid
         self.watchdog = sandbox.MemoryWatchdog(self.kernel_pid, self.limits.memory_mb * 2**20)
         self.watchdog.start()
+
+    def _output_dropped(self, index):
+        if index >= 0 and index not in self._dropped_output:
+            self._dropped_output.add(index)
+            self.problems.append(CellProblem(index, (
+                f"Cell {index + 1} printed more than the {self.limits.cell_output_mb:g} MiB of output a cell "
+                f"may keep (or the notebook its {self.limits.notebook_output_mb:g} MiB); the rest was dropped.")))
 
     def _stop_kernel(self):
         if self.watchdog is not None:
@@ -219,6 +269,7 @@ class NotebookRun:
     def _execute_cell(self, index, timeout):
         """Run one cell; 'ok', or a sentence saying why the kernel was lost."""
         cell = self.nb.cells[index]
+        self.client.reset_cell(index)
         self.client.timeout = max(1, int(timeout))
         cell_was_cut = timeout < self.limits.cell_timeout
         started = time.monotonic()
@@ -252,10 +303,13 @@ class NotebookRun:
         """
         notebook = self.client.nb
         self.client.nb = nbformat.v4.new_notebook(cells=[cell])
+        self.client.transient = True
+        self.client.reset_cell(-1)
         try:
             self.client.execute_cell(cell, 0, store_history=False)
         finally:
             self.client.nb = notebook
+            self.client.transient = False
 
     def _responds(self):
         probe = nbformat.v4.new_code_cell("1")

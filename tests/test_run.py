@@ -140,3 +140,14 @@ def test_bridge_calls_leave_the_notebook_alone():
         for _ in range(3):
             run.request("value", "x")
         assert nbformat.writes(nb) == before
+
+
+def test_flood_of_output_is_capped():
+    """Does a cell printing without end keep only the capped output, and the notebook go on?"""
+    nb = notebook("import sys\nwhile True:\n    sys.stdout.write('x' * 100000 + '\\n')", "after = 1")
+    with NotebookRun(nb, Limits(cell_timeout=4, cell_output_mb=1, notebook_output_mb=5)) as run:
+        problems = run.execute()
+        kept = sum(len(o.get("text", "")) for o in nb.cells[0].outputs)
+        assert kept <= 2**20
+        assert any("printed more than" in p.message for p in problems), problems
+        assert run.request("value", "after") == {"ok": True, "value": 1}, problems
