@@ -80,8 +80,12 @@ def decode(obj):
     raise BridgeDecodeError(f"unexpected data of type {type(obj).__name__}")
 
 
-def read_answer(path):
-    """Read and decode an answer file the kernel wrote.
+def parse_answer(raw):
+    """Decode the bytes of an answer file the kernel wrote.
+
+    Args:
+        raw: the file's bytes, at most `MAX_ANSWER_BYTES` + 1 of them, or
+            None when there was no file.
 
     Returns:
         The decoded answer dict: ``{"ok": True, "value": ...}`` or
@@ -90,11 +94,8 @@ def read_answer(path):
     Raises:
         BridgeDecodeError: missing, oversized, not JSON, or not an answer.
     """
-    try:
-        with open(path, "rb") as handle:
-            raw = handle.read(MAX_ANSWER_BYTES + 1)
-    except FileNotFoundError:
-        raise BridgeDecodeError("the notebook's kernel gave no answer") from None
+    if raw is None:
+        raise BridgeDecodeError("the notebook's kernel gave no answer")
     if len(raw) > MAX_ANSWER_BYTES:
         raise BridgeDecodeError(
             f"the answer is larger than {MAX_ANSWER_BYTES // 2**20} MiB")
@@ -107,6 +108,19 @@ def read_answer(path):
     if answer["ok"]:
         return {"ok": True, "value": decode(answer.get("value"))}
     return {"ok": False, "error": str(answer.get("error", "unknown error"))[:2000]}
+
+
+def read_answer(path):
+    """Read (never through a link) and decode an answer file; see `parse_answer`."""
+    from autograder.sandbox import read_regular_file
+
+    try:
+        raw = read_regular_file(path, MAX_ANSWER_BYTES + 1)
+    except FileNotFoundError:
+        raw = None
+    except OSError as error:
+        raise BridgeDecodeError(f"the answer could not be read ({error.strerror or error})") from None
+    return parse_answer(raw)
 
 
 # Runs inside the student's kernel. It is sent whole with every request, so it

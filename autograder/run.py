@@ -13,6 +13,7 @@ import dataclasses
 import json
 import os
 import shutil
+import stat
 import subprocess
 import time
 import uuid
@@ -46,6 +47,8 @@ class Limits:
     #: Output kept per cell and per notebook, in MiB; the rest is dropped.
     cell_output_mb: float = 2
     notebook_output_mb: float = 20
+    #: What the kernel's folder may hold, in MiB.
+    scratch_mb: int = 2048
 
     @classmethod
     def from_mapping(cls, mapping):
@@ -168,7 +171,8 @@ class NotebookRun:
         km = sandbox.make_kernel_manager(
             self.run_dir, scratch=self.scratch, mode=self.sandbox_mode,
             read_only=[STUDENT_PACKAGE] + ([self.data_dir] if self.data_dir else []),
-            limits={"nproc": self.limits.max_processes, "fsize": self.limits.max_file_mb * 2**20})
+            limits={"nproc": self.limits.max_processes, "fsize": self.limits.max_file_mb * 2**20},
+            gpu=self.gpu)
         self.client = CappedOutputClient(
             self.nb,
             cell_cap=self.limits.cell_output_mb * 2**20,
@@ -197,7 +201,8 @@ class NotebookRun:
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.client.start_new_kernel_client()
         self.kernel_pid = km.provisioner.process.pid
-        self.watchdog = sandbox.MemoryWatchdog(self.kernel_pid, self.limits.memory_mb * 2**20)
+        self.watchdog = sandbox.ResourceWatchdog(self.kernel_pid, self.limits.memory_mb * 2**20,
+                                                 scratch=self.scratch, scratch_bytes=self.limits.scratch_mb * 2**20)
         self.watchdog.start()
 
     def _output_dropped(self, index):
@@ -290,9 +295,12 @@ class NotebookRun:
         return "ok"
 
     def _death_message(self, index):
-        if self.watchdog is not None and self.watchdog.tripped:
+        if self.watchdog is not None and self.watchdog.tripped == "memory":
             return (f"Cell {index + 1} used more than the {self.limits.memory_mb} MiB of memory "
                     "a submission may use; it was stopped and skipped.")
+        if self.watchdog is not None and self.watchdog.tripped == "scratch":
+            return (f"Cell {index + 1} filled the notebook's folder past its {self.limits.scratch_mb} MiB; "
+                    "it was stopped and skipped.")
         return f"Cell {index + 1} made the kernel die (a crash or an exit); it was skipped."
 
     def _execute_transient(self, cell):
@@ -369,9 +377,11 @@ class NotebookRun:
         answer_path = os.path.join(self.bridge_dir, f"answer-{token}.json")
         model_path = os.path.join(self.bridge_dir, f"model-{token}.keras")
         enc_args, enc_kwargs = bridge.encode_arguments(args, kwargs or {})
-        with open(request_path, "w") as handle:
-            json.dump({"op": op, "name": name, "args": enc_args, "kwargs": enc_kwargs,
-                       "path": model_path}, handle)
+        try:
+            sandbox.write_new_file(request_path, json.dumps(
+                {"op": op, "name": name, "args": enc_args, "kwargs": enc_kwargs, "path": model_path}).encode())
+        except OSError as error:
+            return {"ok": False, "error": f"the notebook's folder was tampered with ({error.strerror or error})"}
         timeout = timeout or self.limits.call_timeout
         cell = nbformat.v4.new_code_cell(bridge.kernel_code(request_path, answer_path))
         self.client.timeout = max(1, int(timeout))
@@ -396,8 +406,10 @@ class NotebookRun:
             return {"ok": False, "error": f"the answer for '{name}' could not be read: {error}"}
         finally:
             for path in (request_path, answer_path):
-                if os.path.lexists(path):
-                    os.unlink(path)
+                try:
+                    sandbox.remove_file(path)
+                except OSError:
+                    pass
         if answer["ok"] and op == "model":
             exported = os.path.join(self.exports, f"{name}-{token}.keras")
             try:
@@ -405,8 +417,10 @@ class NotebookRun:
             except OSError as error:
                 return {"ok": False, "error": f"the model '{name}' was not saved: {error}"}
             finally:
-                if os.path.lexists(model_path):
-                    os.unlink(model_path)
+                try:
+                    sandbox.remove_file(model_path)
+                except OSError:
+                    pass
             answer["path"] = exported
         return answer
 
@@ -417,11 +431,9 @@ MAX_FILE_BYTES = 256 * 2**20
 
 def _copy_regular_file(src, dst, max_bytes=MAX_FILE_BYTES):
     """Copy a regular file (never a link) of bounded size."""
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)
-    fd = os.open(src, flags)
+    fd = sandbox.open_beneath(os.path.dirname(src), os.path.basename(src), os.O_RDONLY | os.O_NONBLOCK)
     try:
         info = os.fstat(fd)
-        import stat
         if not stat.S_ISREG(info.st_mode):
             raise OSError(f"{os.path.basename(src)} is not a regular file")
         if info.st_size > max_bytes:

@@ -78,6 +78,7 @@ class SandboxedKernelManager(AsyncKernelManager):
     mode = "bubblewrap"
     limits = None
     read_only = ()
+    gpu = False
 
     def format_kernel_cmd(self, extra_arguments=None):
         cmd = super().format_kernel_cmd(extra_arguments)
@@ -85,13 +86,14 @@ class SandboxedKernelManager(AsyncKernelManager):
             # Written by us just now (0600): the kernel's user must be able to read it.
             hand_to_sandbox_user(self.connection_file)
             return bubblewrap_command(cmd, scratch=self.scratch, ipc_dir=self.ipc_dir,
-                                      read_only=self.read_only, limits=self.limits)
+                                      read_only=self.read_only, limits=self.limits, gpu=self.gpu)
         if network_isolation_available():
             return [shutil.which("unshare"), "--net", "--"] + cmd
         return cmd
 
 
-def make_kernel_manager(run_dir, *, scratch, mode, limits=None, read_only=(), kernel_name="python3"):
+def make_kernel_manager(run_dir, *, scratch, mode, limits=None, read_only=(), gpu=False,
+                        kernel_name="python3"):
     """A kernel manager for one submission, its sockets under `run_dir`/ipc."""
     ipc_dir = os.path.join(str(run_dir), "ipc")
     os.makedirs(ipc_dir, exist_ok=True)
@@ -102,7 +104,7 @@ def make_kernel_manager(run_dir, *, scratch, mode, limits=None, read_only=(), ke
     km.ip = os.path.join(ipc_dir, "kernel")
     km.connection_file = os.path.join(ipc_dir, "kernel.json")
     km.scratch, km.ipc_dir, km.mode = str(scratch), ipc_dir, mode
-    km.limits, km.read_only = limits, tuple(read_only)
+    km.limits, km.read_only, km.gpu = limits, tuple(read_only), gpu
     return km
 
 
@@ -149,24 +151,52 @@ def kill_tree(pid):
     psutil.wait_procs(procs, timeout=5)
 
 
-class MemoryWatchdog(threading.Thread):
-    """Kills a process tree whose resident memory passes a cap.
+def folder_size(path, max_entries=200_000):
+    """Bytes used by the files under `path` (links not followed); inf past `max_entries` entries."""
+    total, seen, stack = 0, 0, [path]
+    while stack:
+        try:
+            entries = list(os.scandir(stack.pop()))
+        except OSError:
+            continue
+        for entry in entries:
+            seen += 1
+            if seen > max_entries:
+                return float("inf")
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+                else:
+                    total += entry.stat(follow_symlinks=False).st_blocks * 512
+            except OSError:
+                pass
+    return total
+
+
+class ResourceWatchdog(threading.Thread):
+    """Kills a process tree whose resident memory, or whose scratch folder, passes a cap.
 
     Address-space limits do not work for TensorFlow, which reserves far more
-    virtual memory than it uses, so the tree's RSS is polled instead.
+    virtual memory than it uses, so the tree's RSS is polled instead; the
+    scratch folder is measured every `scratch_every` polls.
     """
 
-    def __init__(self, pid, limit_bytes, interval=0.2):
-        super().__init__(daemon=True, name=f"memory-watchdog-{pid}")
+    def __init__(self, pid, limit_bytes, *, scratch=None, scratch_bytes=None, interval=0.2, scratch_every=10):
+        super().__init__(daemon=True, name=f"resource-watchdog-{pid}")
         self.pid = pid
         self.limit_bytes = limit_bytes
+        self.scratch = scratch
+        self.scratch_bytes = scratch_bytes
         self.interval = interval
-        self.tripped = False
+        self.scratch_every = scratch_every
+        self.tripped = None  # "memory" or "scratch" once it fired
         self.peak_bytes = 0
         self._stop_event = threading.Event()
 
     def run(self):
+        polls = 0
         while not self._stop_event.wait(self.interval):
+            polls += 1
             rss = 0
             for proc in process_tree(self.pid):
                 try:
@@ -175,7 +205,11 @@ class MemoryWatchdog(threading.Thread):
                     pass
             self.peak_bytes = max(self.peak_bytes, rss)
             if rss > self.limit_bytes:
-                self.tripped = True
+                self.tripped = "memory"
+            elif (self.scratch and self.scratch_bytes and polls % self.scratch_every == 0
+                  and folder_size(self.scratch) > self.scratch_bytes):
+                self.tripped = "scratch"
+            if self.tripped:
                 kill_tree(self.pid)
                 return
 
@@ -243,7 +277,7 @@ def _parents_with_perms(path, made):
     return args
 
 
-def bubblewrap_command(cmd, *, scratch, ipc_dir, read_only=(), limits=None):
+def bubblewrap_command(cmd, *, scratch, ipc_dir, read_only=(), limits=None, gpu=False):
     """Wrap a kernel command in a bubblewrap sandbox.
 
     Inside: new PID, network (loopback only), IPC, UTS and cgroup namespaces;
@@ -271,6 +305,10 @@ def bubblewrap_command(cmd, *, scratch, ipc_dir, read_only=(), limits=None):
             args += _parents_with_perms(path, made) + ["--ro-bind", path, path]
     for path in (scratch, ipc_dir):
         args += _parents_with_perms(path, made) + ["--bind", str(path), str(path)]
+    if gpu:
+        # Only assignments that ask for a GPU see the NVIDIA device files.
+        for device in sorted(pathlib.Path("/dev").glob("nvidia*")):
+            args += ["--dev-bind", str(device), str(device)]
     # Inside the PID namespace the kernel's parent is PID 1, which ipykernel would take for
     # an orphaning; --die-with-parent ends the kernel with us instead.
     args += ["--unsetenv", "JPY_PARENT_PID", "--chdir", str(scratch), "--"]
@@ -290,3 +328,59 @@ def hand_to_sandbox_user(*paths):
         return
     for path in paths:
         os.chown(path, SANDBOX_UID, SANDBOX_UID)
+
+
+def open_beneath(folder, name, flags, mode=0o644):
+    """Open `name` in `folder` following no link, neither the folder nor the file.
+
+    The sandbox's user owns the folder and may swap anything in it for a link
+    to a file of the host's; the trusted side, often root, must never follow one.
+    """
+    dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        return os.open(name, flags | os.O_NOFOLLOW, mode, dir_fd=dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def read_regular_file(path, max_bytes):
+    """Read at most `max_bytes` of a regular file that is not a link.
+
+    Raises:
+        OSError: a link, not a regular file, or not there (FileNotFoundError).
+    """
+    import stat
+
+    fd = open_beneath(os.path.dirname(path), os.path.basename(path), os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{os.path.basename(path)} is not a regular file")
+        chunks, left = [], max_bytes
+        while left > 0:
+            chunk = os.read(fd, min(left, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def write_new_file(path, data):
+    """Create `path` (which must not exist, nor be a link) and write `data` to it."""
+    fd = open_beneath(os.path.dirname(path), os.path.basename(path),
+                       os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+
+
+def remove_file(path):
+    """Remove `path` from its folder without following a link to the folder."""
+    dir_fd = os.open(os.path.dirname(path), os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        os.unlink(os.path.basename(path), dir_fd=dir_fd)
+    except FileNotFoundError:
+        pass
+    finally:
+        os.close(dir_fd)

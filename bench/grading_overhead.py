@@ -34,6 +34,7 @@ Writes ``<out>/grading_overhead.json`` and the two graders' logs beside it.
 """
 
 import argparse
+import contextlib
 import copy
 import dataclasses
 import importlib.metadata
@@ -50,6 +51,7 @@ import sys
 import tempfile
 import textwrap
 import time
+from unittest import mock
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -328,6 +330,16 @@ def median_seconds(command, env, repeats=REPEATS):
     return statistics.median(times)
 
 
+_SAVE_MODEL_SCRIPT = """
+import sys
+from autograder.a01_perceptrons_xor import reference
+X, y = reference.xor_data()
+model = reference.build_xor_model()
+model.compile(optimizer="adam", loss="binary_crossentropy")
+model.fit(X.astype("float32"), y.astype("float32"), epochs=1, verbose=0)
+model.save(sys.argv[1])
+"""
+
 _KERAS_COST_SCRIPT = """
 import json, sys, time
 started = time.perf_counter()
@@ -343,15 +355,23 @@ print(json.dumps([imported - started, loads[0], loads[-1]]))
 """
 
 
-def keras_import_and_model_loads(model_path, env, repeats=REPEATS):
+def keras_costs(env, repeats=REPEATS):
     """What Keras costs a fresh grader process: its import, a first and a later safe model load.
 
+    The model is a trained 2-2-1 network saved as the student's kernel saves
+    `xor_model`; each measurement runs in a fresh isolated interpreter, as the
+    graders do.
+
     Returns:
-        Medians over `repeats` fresh processes, in seconds.
+        Medians over `repeats` processes, in seconds.
     """
-    runs = [json.loads(subprocess.run([sys.executable, "-I", "-c", _KERAS_COST_SCRIPT, str(model_path)],
-                                      env=env, check=True, capture_output=True, text=True).stdout)
-            for _ in range(repeats)]
+    with tempfile.TemporaryDirectory(prefix="nndl-bench-model-") as scratch:
+        model_path = pathlib.Path(scratch) / "xor_model.keras"
+        subprocess.run([sys.executable, "-I", "-c", _SAVE_MODEL_SCRIPT, str(model_path)],
+                       env=env, check=True, capture_output=True)
+        runs = [json.loads(subprocess.run([sys.executable, "-I", "-c", _KERAS_COST_SCRIPT, str(model_path)],
+                                          env=env, check=True, capture_output=True, text=True).stdout)
+                for _ in range(repeats)]
     import_s, first_s, later_s = (statistics.median(column) for column in zip(*runs))
     return {"keras_import_cold_s": import_s, "model_first_load_s": first_s, "model_later_load_s": later_s}
 
@@ -359,63 +379,74 @@ def keras_import_and_model_loads(model_path, env, repeats=REPEATS):
 class RequestTimer:
     """Stands in for a `NotebookRun` towards the graders, timing each kernel round trip."""
 
-    def __init__(self, run):
+    def __init__(self, run, calls):
         self.run = run
-        self.calls = {}
+        self.calls = calls
 
     def request(self, op, name, *args, **kwargs):
-        """`NotebookRun.request`, timed per operation."""
+        """`NotebookRun.request`, timed per operation into ``calls[op] = [count, seconds]``."""
         started = time.perf_counter()
-        answer = self.run.request(op, name, *args, **kwargs)
-        count, seconds = self.calls.get(op, (0, 0.0))
-        self.calls[op] = (count + 1, seconds + time.perf_counter() - started)
-        return answer
+        try:
+            return self.run.request(op, name, *args, **kwargs)
+        finally:
+            entry = self.calls.setdefault(op, [0, 0.0])
+            entry[0] += 1
+            entry[1] += time.perf_counter() - started
 
 
-def kit_breakdown(kit_folder, submission, notebook_name, env):
-    """Where one kit submission's grading time goes, measured piece by piece.
+def _timed(spans, label, function, wrap_run=None):
+    """`function`, adding each call's wall time to ``spans[label]``.
 
-    Runs the kit's steps in this process on `submission` (intake, sandboxed
-    execution, hidden graders against the live kernel), then times the
-    grader process's cold start and a cold Keras import on their own.
+    With `wrap_run`, the call's second argument (a `NotebookRun`) is first
+    replaced by ``wrap_run(run)``.
     """
-    from autograder.run import Limits, NotebookRun
-    from autograder.score.runner import grader_command, run_graders
-
-    settings = assignments.settings_for(ASSIGNMENT)
-    with tempfile.TemporaryDirectory(prefix="nndl-bench-intake-") as scratch:
-        path = pathlib.Path(scratch) / notebook_name
-        path.write_text(submission.sample.content)
+    def timed(*args, **kwargs):
+        if wrap_run is not None:
+            args = (args[0], wrap_run(args[1]), *args[2:])
         started = time.perf_counter()
-        intake.inspect_notebook(path, kit_folder / "release" / ASSIGNMENT / notebook_name,
-                                intake.master_grade_ids(kit_folder / "source" / ASSIGNMENT / notebook_name))
-        intake_s = time.perf_counter() - started
-    nb = nbformat.reads(submission.sample.content, as_version=4)
-    started = time.perf_counter()
-    with NotebookRun(nb, Limits()) as run:
-        run.execute()
-        executed = time.perf_counter()
-        timer = RequestTimer(run)
-        report = run_graders(settings.grader_dir, timer)
-        graded = time.perf_counter()
-        model_path = run.request("model", "xor_model")["path"]
-        keras_cost = keras_import_and_model_loads(model_path, env)
-        closing = time.perf_counter()
-    closed = time.perf_counter()
-    pytest_env = {**env, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+        try:
+            return function(*args, **kwargs)
+        finally:
+            spans[label] = spans.get(label, 0.0) + time.perf_counter() - started
+    return timed
+
+
+def kit_breakdown(kit_folder, submission, env):
+    """Where one kit submission's grading time goes, measured in the kit's own pipeline.
+
+    Grades `submission` again with `grade.autograde` in this process, with
+    the pipeline's steps wrapped in timers: intake, the sandboxed execution,
+    the hidden graders (and within them each kernel round trip), the kernel's
+    shutdown. What is left of the submission's time is nbgrader's own work
+    around them. Then times, in fresh processes, the grader process's start
+    and collection, a cold Keras import and safe model loads.
+    """
+    from autograder import grade, preprocessors
+    from autograder.run import NotebookRun
+    from autograder.score.runner import grader_command
+
+    spans, calls = {}, {}
+    with contextlib.ExitStack() as patches:
+        for owner, name, label, wrap_run in [
+                (intake, "inspect_notebook", "intake_s", None),
+                (NotebookRun, "execute", "sandboxed_execution_s", None),
+                (preprocessors, "run_graders", "graders_s", lambda run: RequestTimer(run, calls)),
+                (NotebookRun, "close", "kernel_stop_s", None)]:
+            patches.enter_context(mock.patch.object(
+                owner, name, _timed(spans, label, getattr(owner, name), wrap_run)))
+        (result,) = grade.autograde(kit_folder, ASSIGNMENT, student=submission.student)
     return {
         "submission": submission.student,
-        "tests_passed": sum(o.passed for o in report.outcomes),
-        "tests": len(report.outcomes),
-        "intake_s": intake_s,
-        "sandboxed_execution_s": executed - started,
-        "graders_s": graded - executed,
-        "kernel_round_trips": {op: {"count": n, "seconds": s} for op, (n, s) in sorted(timer.calls.items())},
-        "kernel_stop_s": closed - closing,
+        "graded": result.graded,
+        "total_s": result.seconds,
+        **spans,
+        "nbgrader_and_rest_s": result.seconds - sum(spans.values()),
+        "kernel_round_trips": {op: {"count": n, "seconds": s} for op, (n, s) in sorted(calls.items())},
         "grader_process_start_and_collect_s": median_seconds(
-            grader_command(settings.grader_dir) + ["--collect-only"], pytest_env),
+            grader_command(assignments.settings_for(ASSIGNMENT).grader_dir) + ["--collect-only"],
+            {**env, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}),
         "python_start_s": median_seconds([sys.executable, "-I", "-c", "pass"], env),
-        **keras_cost,
+        **keras_costs(env),
     }
 
 
@@ -491,53 +522,67 @@ def _version(package):
         return None
 
 
-def grader_remainder(breakdown):
-    """Seconds of the graders' phase not spent waiting on the kernel."""
-    return breakdown["graders_s"] - sum(v["seconds"] for v in breakdown["kernel_round_trips"].values())
+def kit_version():
+    """The kit's commit, and the files of its engine that differ from it (the kit is being worked on)."""
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=course.KIT_ROOT, capture_output=True, text=True).stdout
+
+    return {"commit": git("rev-parse", "HEAD").strip(),
+            "uncommitted": git("status", "--porcelain", "--", "autograder", "nbgrader_config.py").splitlines()}
 
 
 def format_report(report):
     """The report as plain-text tables."""
-    n = report["submissions"]
     m = report["machine"]
-    lines = [f"{n} submissions of {ASSIGNMENT} on {m['nproc']} CPUs ({m['cpu_model']})", ""]
-    lines.append(f"{'way':<16}{'wall s':>9}{'s/submission':>14}{'overhead s/submission':>23}")
+    lines = [f"{report['submissions']} submissions of {ASSIGNMENT} on {m['nproc']} CPUs ({m['cpu_model']}), "
+             f"kit at {report['kit_version']['commit'][:7]}"
+             f"{' with uncommitted changes' if report['kit_version']['uncommitted'] else ''}", ""]
+    lines.append(f"{'way':<8}{'wall s':>9}{'s/submission':>14}{'overhead over bare, s/submission':>34}")
     for way in ("bare", "stock", "kit"):
         w = report["ways"][way]
         overhead = "" if way == "bare" else f"{w['overhead_over_bare_s']:.2f}"
-        lines.append(f"{way:<16}{w['wall_s']:>9.1f}{w['per_submission_s']:>14.2f}{overhead:>23}")
+        lines.append(f"{way:<8}{w['wall_s']:>9.1f}{w['per_submission_s']:>14.2f}{overhead:>34}")
     lines.append(f"\nratio kit/stock (wall): {report['ratio_kit_over_stock']:.2f}")
     for way in ("stock", "kit"):
         w = report["ways"][way]
         if w["exit_status"] != 0:
             lines.append(f"{way}: exit status {w['exit_status']}; not processed: "
                          f"{', '.join(w['failed_students']) or 'see its log'}")
-    lines.append("")
-    lines.append(f"{'student':<38}{'kit':>6}{'stock':>7}  kit as predicted  cells that differ")
-    for row in report["points"]:
+    lines += _points_table(report["points"]) + _breakdown_lines(report["kit_breakdown"])
+    return "\n".join(lines)
+
+
+def _points_table(points):
+    lines = ["", f"{'student':<38}{'kit':>6}{'stock':>7}  kit as predicted  cells that differ (kit/stock)"]
+    for row in points:
         kit = "-" if row["kit_total"] is None else f"{row['kit_total']:g}"
         stock = "-" if row["stock_total"] is None else f"{row['stock_total']:g}"
         cells = "; ".join(f"{g} {d['kit']}/{d['stock']} ({d['why']})" for g, d in row["differences"].items())
-        lines.append(f"{row['student']:<38}{kit:>6}{stock:>7}  {'yes' if row['kit_as_predicted'] else 'NO':<16}  {cells}")
-    b = report["kit_breakdown"]
-    trips = ", ".join(f"{v['count']} {op} in {v['seconds']:.2f} s" for op, v in b["kernel_round_trips"].items())
-    lines += [
+        predicted = "yes" if row["kit_as_predicted"] else "NO"
+        lines.append(f"{row['student']:<38}{kit:>6}{stock:>7}  {predicted:<16}  {cells}")
+    return lines
+
+
+def _breakdown_lines(b):
+    trips = b["kernel_round_trips"]
+    trip_s = sum(v["seconds"] for v in trips.values())
+    trip_text = ", ".join(f"{v['count']} {op}" for op, v in trips.items())
+    return [
         "",
-        f"kit breakdown, one submission ({b['submission']}, {b['tests_passed']}/{b['tests']} tests passed):",
-        f"  intake                        {b['intake_s']:7.3f} s",
-        f"  sandboxed execution           {b['sandboxed_execution_s']:7.2f} s",
-        f"  hidden graders, in all        {b['graders_s']:7.2f} s",
-        f"    kernel round trips          {trips}",
-        f"    everything else             {grader_remainder(b):7.2f} s (process start, Keras import, "
-        "model loads, pytest, the tests' own work)",
-        f"  kernel stop                   {b['kernel_stop_s']:7.2f} s",
-        f"  (cold) grader process start + collection  {b['grader_process_start_and_collect_s']:.2f} s",
-        f"  (cold) python -I start                    {b['python_start_s']:.2f} s",
-        f"  (cold) import keras                       {b['keras_import_cold_s']:.2f} s",
-        f"  load the .keras model safely: first {b['model_first_load_s']:.2f} s, "
-        f"later {b['model_later_load_s']:.2f} s",
+        f"kit, one submission ({b['submission']}) graded again with timers, {b['total_s']:.2f} s in all:",
+        f"  intake                          {b.get('intake_s', 0):6.2f} s",
+        f"  sandboxed execution             {b.get('sandboxed_execution_s', 0):6.2f} s",
+        f"  hidden graders                  {b.get('graders_s', 0):6.2f} s",
+        f"    of which kernel round trips   {trip_s:6.2f} s ({trip_text})",
+        f"  kernel stop                     {b.get('kernel_stop_s', 0):6.2f} s",
+        f"  nbgrader's pipeline and the rest {b['nbgrader_and_rest_s']:5.2f} s",
+        "measured apart, in fresh processes (median of 3):",
+        f"  grader process start + collection  {b['grader_process_start_and_collect_s']:5.2f} s",
+        f"  python -I start                    {b['python_start_s']:5.2f} s",
+        f"  import keras                       {b['keras_import_cold_s']:5.2f} s",
+        f"  safe .keras model load             {b['model_first_load_s']:5.2f} s first, "
+        f"{b['model_later_load_s']:.2f} s later",
     ]
-    return "\n".join(lines)
 
 
 def run_benchmark(count, out, workdir):
@@ -553,15 +598,18 @@ def run_benchmark(count, out, workdir):
     stock_s, stock_status = timed_command([str(BIN / "nbgrader"), "autograde", ASSIGNMENT, "--force"],
                                           stock_folder, env, stock_log)
     kit_s, kit_status = timed_command([str(BIN / "nndl"), "autograde", ASSIGNMENT], kit_folder, env, kit_log)
-    breakdown = kit_breakdown(kit_folder, batch[0], notebook_name, env)
+    max_points = gradebook.max_points(f"sqlite:///{kit_folder / 'gradebook.db'}", ASSIGNMENT)
+    points = compare_points(batch, recorded_points(kit_folder), recorded_points(stock_folder), max_points)
+    breakdown = kit_breakdown(kit_folder, batch[0], env)
 
     bare_mean = statistics.mean(bare)
-    max_points = gradebook.max_points(f"sqlite:///{kit_folder / 'gradebook.db'}", ASSIGNMENT)
     return {
         "assignment": ASSIGNMENT,
         "submissions": count,
         "command": shlex.join(sys.orig_argv),
         "machine": machine(),
+        "kit_version": kit_version(),
+        "kit_sandboxed": "WITHOUT the sandbox" not in kit_log.read_text(errors="replace"),
         "order": ["bare", "stock", "kit", "kit_breakdown"],
         "ways": {
             "bare": {"wall_s": sum(bare), "per_submission_s": bare_mean,
@@ -571,7 +619,7 @@ def run_benchmark(count, out, workdir):
             "kit": _way(kit_s, count, bare_mean, kit_status, [], f"nndl autograde {ASSIGNMENT}"),
         },
         "ratio_kit_over_stock": kit_s / stock_s,
-        "points": compare_points(batch, recorded_points(kit_folder), recorded_points(stock_folder), max_points),
+        "points": points,
         "kit_breakdown": breakdown,
     }
 
