@@ -116,6 +116,8 @@ def autograde(root=course.KIT_ROOT, assignment=None, *, student=None, config_ove
         messages = [warning] if warning else []
         folder = pathlib.Path(api.coursedir.format_path(api.coursedir.submitted_directory, sid, assignment))
         try:
+            if folder.is_dir():
+                messages += intake.remove_links(folder)
             for master in masters:
                 submitted = folder / master.name
                 if submitted.exists() or submitted.is_symlink():

@@ -162,6 +162,24 @@ def _check_grade_cells(nb, master_grade_ids):
             "Do not delete the assignment's cells." for grade_id in missing]
 
 
+def remove_links(folder):
+    """Delete the symbolic links in a submission folder; a sentence for each.
+
+    nbgrader copies a submission by following links, which would bring whatever
+    they point at (graders, the gradebook, another student's work) into the
+    graded folder and the sandbox.
+    """
+    messages = []
+    for root, dirs, files in os.walk(folder, followlinks=False):
+        for name in dirs + files:
+            path = pathlib.Path(root) / name
+            if path.is_symlink():
+                path.unlink()
+                messages.append(f"{path.relative_to(folder)} was a link to another place; links are not "
+                                "accepted in a submission and it was removed. Hand in real files.")
+    return messages
+
+
 def master_grade_ids(master_path):
     """The grade ids of the graded and answer cells of a master notebook."""
     nb = nbformat.read(str(master_path), as_version=4)

@@ -9,6 +9,8 @@ hidden graders in a separate process against that live kernel
 ``nbgrader autograde`` and ``nndl autograde`` grade alike.
 """
 
+import os
+
 from traitlets import Bool, Float, Integer, Unicode
 
 from nbgrader.preprocessors import NbGraderPreprocessor
@@ -42,13 +44,14 @@ class GradeInSandbox(NbGraderPreprocessor):
                         memory_mb=self.memory_mb, call_timeout=self.call_timeout)
         limits = Limits.from_mapping({**vars(limits), **settings.limits})
         workdir = resources.get("metadata", {}).get("path") or None
+        linked = self._linked_paths(resources["nbgrader"]["student"], assignment)
         notices = list(nb.metadata.get("nndl", {}).get("intake", []))
         mode = sandbox.sandbox_mode(self.allow_unsandboxed)
         if mode != "bubblewrap":
             self.log.warning("GRADING WITHOUT THE SANDBOX: %s", sandbox.bubblewrap_problem())
         data_dir = self.sandbox_data_dir or sandbox_data.training_only_dir()
-        with NotebookRun(nb, limits, scratch_files=workdir, log=self.log, gpu=settings.gpu,
-                         sandbox_mode=mode, data_dir=data_dir) as run:
+        with NotebookRun(nb, limits, scratch_files=workdir, scratch_exclude=linked, log=self.log,
+                         gpu=settings.gpu, sandbox_mode=mode, data_dir=data_dir) as run:
             problems = run.execute()
             report = run_graders(settings.grader_dir, run, timeout=self.grader_timeout)
             resources.setdefault("nndl", {}).update(
@@ -60,6 +63,29 @@ class GradeInSandbox(NbGraderPreprocessor):
         self.log.info("Hidden graders for %s/%s: %s", assignment, resources["nbgrader"]["notebook"],
                       ", ".join(f"{k}={v:.2f}" for k, v in fractions.items()))
         return nb, resources
+
+    def _linked_paths(self, student, assignment):
+        """Paths that are links in the student's submitted folder.
+
+        nbgrader copies a submission into autograded/ following links, so what
+        a link pointed at (graders, the gradebook) may sit there as real files;
+        none of it goes into the sandbox. (`nndl autograde` removes links at
+        intake already; this covers plain `nbgrader autograde`.)
+        """
+        from nbgrader.coursedir import CourseDirectory
+
+        try:
+            coursedir = CourseDirectory(config=self.config)
+            folder = coursedir.format_path(coursedir.submitted_directory, student, assignment)
+        except Exception:  # no course directory configured: nothing to compare with
+            return set()
+        linked = set()
+        for root, dirs, files in os.walk(folder, followlinks=False):
+            for name in dirs + files:
+                path = os.path.join(root, name)
+                if os.path.islink(path):
+                    linked.add(os.path.relpath(path, folder))
+        return linked
 
     def preprocess_cell(self, cell, resources, index):  # pragma: no cover - whole-notebook step
         return cell, resources

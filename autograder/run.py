@@ -120,7 +120,7 @@ class NotebookRun:
         gpu: whether the kernel may see a GPU.
     """
 
-    def __init__(self, nb, limits, *, scratch_files=None, log=None, gpu=False,
+    def __init__(self, nb, limits, *, scratch_files=None, scratch_exclude=(), log=None, gpu=False,
                  extra_env=None, run_root=None, sandbox_mode="bubblewrap", data_dir=None):
         self.nb = nb
         self.limits = limits
@@ -138,7 +138,7 @@ class NotebookRun:
         os.makedirs(self.bridge_dir)
         os.makedirs(self.exports)
         if scratch_files:
-            _copy_regular_files(scratch_files, self.scratch)
+            _copy_regular_files(scratch_files, self.scratch, exclude=scratch_exclude)
         self.problems = []
         self._dropped_output = set()
         self.skipped = set()
@@ -444,13 +444,15 @@ def _copy_regular_file(src, dst, max_bytes=MAX_FILE_BYTES):
         os.close(fd)
 
 
-def _copy_regular_files(src_dir, dst_dir):
-    """Copy the regular files of a submission folder; links and oversize files are left out."""
+def _copy_regular_files(src_dir, dst_dir, exclude=()):
+    """Copy the regular files of a submission folder; links, `exclude` and oversize files are left out."""
+    exclude = {os.path.normpath(p) for p in exclude}
     for root, dirs, files in os.walk(src_dir, followlinks=False):
         rel = os.path.relpath(root, src_dir)
+        dirs[:] = [d for d in dirs if os.path.normpath(os.path.join(rel, d)) not in exclude]
         os.makedirs(os.path.join(dst_dir, rel), exist_ok=True)
         for name in files:
-            if name.endswith(".ipynb"):
+            if name.endswith(".ipynb") or os.path.normpath(os.path.join(rel, name)) in exclude:
                 continue
             try:
                 _copy_regular_file(os.path.join(root, name), os.path.join(dst_dir, rel, name))

@@ -37,6 +37,7 @@ import argparse
 import contextlib
 import copy
 import dataclasses
+import hashlib
 import importlib.metadata
 import json
 import os
@@ -527,8 +528,10 @@ def kit_version():
     def git(*args):
         return subprocess.run(["git", *args], cwd=course.KIT_ROOT, capture_output=True, text=True).stdout
 
+    engine = ("--", "autograder", "nbgrader_config.py")
     return {"commit": git("rev-parse", "HEAD").strip(),
-            "uncommitted": git("status", "--porcelain", "--", "autograder", "nbgrader_config.py").splitlines()}
+            "uncommitted": git("status", "--porcelain", *engine).splitlines(),
+            "uncommitted_sha256": hashlib.sha256(git("diff", "HEAD", *engine).encode()).hexdigest()}
 
 
 def format_report(report):
@@ -536,7 +539,10 @@ def format_report(report):
     m = report["machine"]
     lines = [f"{report['submissions']} submissions of {ASSIGNMENT} on {m['nproc']} CPUs ({m['cpu_model']}), "
              f"kit at {report['kit_version']['commit'][:7]}"
-             f"{' with uncommitted changes' if report['kit_version']['uncommitted'] else ''}", ""]
+             f"{' with uncommitted changes' if report['kit_version']['uncommitted'] else ''}"
+             f"{' (CHANGED DURING THE RUN)' if report['kit_changed_during_run'] else ''}",
+             "load average (1, 5, 15 min) before {} and after {}".format(
+                 *(", ".join(f"{x:.2f}" for x in la) for la in report["load_average_before_after"])), ""]
     lines.append(f"{'way':<8}{'wall s':>9}{'s/submission':>14}{'overhead over bare, s/submission':>34}")
     for way in ("bare", "stock", "kit"):
         w = report["ways"][way]
@@ -588,6 +594,7 @@ def _breakdown_lines(b):
 def run_benchmark(count, out, workdir):
     """Build both courses in `workdir`, grade the batch three ways, return the report."""
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    version_before, load_before = kit_version(), os.getloadavg()
     notebook_name, batch = make_batch(count)
     stock_folder, kit_folder = workdir / "stock", workdir / "kit"
     make_stock_course(stock_folder, notebook_name, batch, env)
@@ -608,7 +615,9 @@ def run_benchmark(count, out, workdir):
         "submissions": count,
         "command": shlex.join(sys.orig_argv),
         "machine": machine(),
-        "kit_version": kit_version(),
+        "kit_version": version_before,
+        "kit_changed_during_run": kit_version() != version_before,
+        "load_average_before_after": [load_before, os.getloadavg()],
         "kit_sandboxed": "WITHOUT the sandbox" not in kit_log.read_text(errors="replace"),
         "order": ["bare", "stock", "kit", "kit_breakdown"],
         "ways": {

@@ -49,7 +49,7 @@ class Case:
     beats: str
     expected: tuple = WRONG
     code: str = ""                # appended to the wrong `add` answer
-    message: str = ""             # a phrase the student's feedback must hold
+    message: object = ""          # a phrase (or phrases, one suffices) the feedback must hold
     edit: object = None           # edit(nb) changes the notebook's structure
     files: object = None          # files(folder, ctx) adds files beside the notebook
     raw: object = None            # raw(ctx) -> bytes replaces the whole file
@@ -182,8 +182,10 @@ CASES = [
     Case("walk-filesystem", "walks the filesystem for graders, references, solutions and test labels",
          "Gradescope-style containers that ship the tests beside the submission",
          code="import os\nfound = []\nfor top in ['/', '/tmp', '/root', '/work', '/home', '/srv', '/opt']:\n"
-              "    for root, dirs, files in os.walk(top):\n        dirs[:] = [d for d in dirs if d not in ('usr', 'proc', 'sys', 'dev')]\n"
-              "        found += [f for f in files if f in ('test_toy.py', 'reference.py', 'gradebook.db', 'toy.ipynb')]\n"
+              "    for root, dirs, files in os.walk(top):\n"
+              "        dirs[:] = [d for d in dirs if d not in ('usr', 'proc', 'sys', 'dev', 'site-packages')]\n"
+              "        found += [f for f in files if f in ('test_toy.py', 'gradebook.db', 'toy.ipynb')\n"
+              "                  or (f == 'reference.py' and 'autograder' in root)]\n"
               "if found:\n    def add(a, b):\n        return a + b\n"),
     Case("symlink-to-graders", "hands in symlinks pointing at the graders and the gradebook",
          "graders that copy the submission folder with its links",
@@ -221,7 +223,8 @@ CASES = [
     Case("memory-hog", "allocates far more memory than the cap", "graders without a memory cap",
          code="hog = []\nwhile True:\n    hog.append(bytearray(64 * 2**20))\n", message="MiB of memory"),
     Case("print-gigabytes", "prints without end", "graders that keep all output in memory",
-         code="import sys\nwhile True:\n    sys.stdout.write('x' * 1000000)\n", message="printed more than"),
+         # Whichever cap it reaches first: the output kept, or the kernel's memory while it buffers.
+         code="import sys\nwhile True:\n    sys.stdout.write('x' * 1000000)\n", message=("printed more than", "MiB of memory")),
     Case("huge-file", "writes a file larger than the cap", "graders without a file-size limit",
          code="with open('big.bin', 'wb') as f:\n    for _ in range(200):\n        f.write(b'\\0' * 2**20)\n"),
     Case("fill-scratch", "fills its folder with many files, each under the file-size cap",
@@ -327,6 +330,7 @@ def batch(tmp_path_factory):
     honest_digests = {s: _digest(course / "submitted" / s / "toy" / "toy.ipynb") for s in honest}
     grader_digests = {p: _digest(p) for p in (course / "graders").rglob("*.py")}
     sandbox_users_before = _sandbox_processes()
+    run_dirs_before = set(pathlib.Path("/tmp").glob("nndl-run-*"))
     started = time.monotonic()
     results = grade.autograde(course, "toy", config_overrides={"GradeInSandbox": {
         "cell_timeout": 10, "submission_timeout": 90, "call_timeout": 10, "grader_timeout": 120,
@@ -338,7 +342,8 @@ def batch(tmp_path_factory):
     return {"course": course, "results": {r.student: r for r in results}, "honest": honest,
             "scores": {r["student"]: (r["scores"]["add"], r["scores"]["scale"]) for r in rows},
             "listener": listener, "honest_digests": honest_digests, "grader_digests": grader_digests,
-            "sandbox_users_before": sandbox_users_before, "seconds": seconds}
+            "sandbox_users_before": sandbox_users_before, "run_dirs_before": run_dirs_before,
+            "seconds": seconds}
 
 
 def _sandbox_processes():
@@ -367,7 +372,8 @@ def test_case_earns_no_more_than_its_answers(batch, case):
     if case.message:
         graded = batch["course"] / "autograded" / student / "toy" / "toy.ipynb"
         text = "\n".join(result.messages) + (graded.read_text() if graded.exists() else "")
-        assert case.message in text, f"{case.attempt}: the feedback does not say {case.message!r}"
+        phrases = case.message if isinstance(case.message, tuple) else (case.message,)
+        assert any(p in text for p in phrases), f"{case.attempt}: the feedback does not say {case.message!r}"
 
 
 def test_honest_neighbours_keep_full_marks(batch):
@@ -388,4 +394,69 @@ def test_nothing_escaped(batch):
         assert _digest(course / "submitted" / student / "toy" / "toy.ipynb") == digest, student
     for path, digest in batch["grader_digests"].items():
         assert _digest(path) == digest
-    assert not list(pathlib.Path("/tmp").glob("nndl-run-*/scratch"))
+    assert set(pathlib.Path("/tmp").glob("nndl-run-*")) - batch["run_dirs_before"] == set()
+
+
+# Models: the student side hands over a Keras model the trusted side must load. Each attack
+# below keeps a01's answers right and tampers with `xor_model` only: it must lose exactly the
+# Keras cell (3 points) and nothing else, and never get its file loaded.
+MODEL_ATTACKS = {
+    "lambda-layer": ("wraps the model in a Lambda layer (arbitrary code on load)",
+                     "graders that load student models with safe_mode off",
+                     "xor_model = keras.Sequential([keras.Input((2,)), keras.layers.Lambda(lambda x: x), xor_model])\n",
+                     "Lambda"),
+    "custom-layer": ("adds a layer class of its own", "graders that load models with the student's custom objects",
+                     "class Cheat(keras.layers.Layer):\n    def call(self, x):\n        return x\n"
+                     "xor_model = keras.Sequential([keras.Input((2,)), Cheat(), xor_model])\n",
+                     "not one of Keras's"),
+    "zip-bomb": ("replaces save() to write a zip that unpacks to over a GiB", "graders that unpack archives blindly",
+                 "import zipfile\ndef _bomb(path, *a, **k):\n    with zipfile.ZipFile(path, 'w', zipfile.ZIP_DEFLATED) as z:\n"
+                 "        z.writestr('config.json', '{}')\n        with z.open('model.weights.h5', 'w', force_zip64=True) as f:\n"
+                 "            for _ in range(1100):\n                f.write(bytes(2**20))\n"
+                 "object.__setattr__(xor_model, 'save', _bomb)\n",
+                 "unpacks to more than"),
+    "oversized-file": ("replaces save() to write a 300 MB file", "graders without a size cap on what leaves",
+                       "def _big(path, *a, **k):\n    with open(path, 'wb') as f:\n        for _ in range(300):\n"
+                       "            f.write(b'x' * 2**20)\nobject.__setattr__(xor_model, 'save', _big)\n",
+                       "larger than"),
+}
+
+
+@pytest.fixture(scope="module")
+def model_batch(tmp_path_factory):
+    """a01's solution with each model attack, and an honest solution, graded in one batch."""
+    import shutil
+
+    from autograder import build, course as kit_course
+
+    root = tmp_path_factory.mktemp("redteam-models") / "course"
+    shutil.copytree(KIT / "source" / "a01_perceptrons_xor", root / "source" / "a01_perceptrons_xor")
+    kit_course.write_course_config(root)
+    build.build(root)
+    solution = (root / "solutions" / "a01_perceptrons_xor" / "perceptrons_xor.ipynb").read_text()
+    for name, (_, _, code, _) in MODEL_ATTACKS.items():
+        nb = nbformat.reads(solution, as_version=4)
+        cell = _grade_cell(nb, "xor_keras_answer")
+        cell.source += "\n" + code
+        folder = root / "submitted" / f"m-{name}" / "a01_perceptrons_xor"
+        folder.mkdir(parents=True)
+        (folder / "perceptrons_xor.ipynb").write_text(json.dumps(nb))
+    folder = root / "submitted" / "z-honest" / "a01_perceptrons_xor"
+    folder.mkdir(parents=True)
+    (folder / "perceptrons_xor.ipynb").write_text(solution)
+    results = grade.autograde(root, "a01_perceptrons_xor")
+    _, rows = gradebook.cell_scores(f"sqlite:///{root}/gradebook.db", "a01_perceptrons_xor")
+    return root, {r.student: r for r in results}, {r["student"]: r["scores"] for r in rows}
+
+
+@pytest.mark.parametrize("name", sorted(MODEL_ATTACKS))
+def test_model_attack_loses_only_the_model(model_batch, name):
+    """Is the tampered model refused before loading, costing the Keras cell and nothing else?"""
+    root, results, scores = model_batch
+    attempt, beats, _, phrase = MODEL_ATTACKS[name]
+    honest = {k: v for k, v in scores["z-honest"].items() if k != "sigmoid_question"}
+    got = {k: v for k, v in scores[f"m-{name}"].items() if k != "sigmoid_question"}
+    assert got == {**honest, "xor_keras_model": 0.0}, f"{attempt} (beats {beats})"
+    feedback = (root / "autograded" / f"m-{name}" / "a01_perceptrons_xor" / "perceptrons_xor.ipynb").read_text()
+    assert phrase in feedback, f"{attempt}: the feedback does not say {phrase!r}"
+    assert honest["xor_keras_model"] == 3.0
