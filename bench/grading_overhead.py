@@ -51,12 +51,14 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 from unittest import mock
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import nbformat  # noqa: E402 - after the TensorFlow log level, which kernels inherit
+import psutil  # noqa: E402
 from nbclient import NotebookClient  # noqa: E402
 from nbclient.exceptions import DeadKernelError  # noqa: E402
 from nbgrader import utils  # noqa: E402
@@ -290,6 +292,52 @@ def make_kit_course(folder, notebook_name, batch):
 
 
 # --- timing ------------------------------------------------------------------------
+
+class ForeignCpu:
+    """CPU seconds that processes outside this benchmark use while a phase runs.
+
+    Timings are only comparable on an otherwise idle machine; this measures
+    how far from idle it was. A sampling thread reads every process's CPU
+    times once a second; processes that live less than a second between two
+    samples are missed, so the figure is a lower bound.
+    """
+
+    def __init__(self, interval=1.0):
+        self.interval = interval
+        self.seconds = 0.0
+        self._seen = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def __enter__(self):
+        self._started = time.time()
+        self._sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+    def _watch(self):
+        while not self._stop.wait(self.interval):
+            self._sample()
+
+    def _sample(self):
+        me = psutil.Process()
+        ours = {me.pid} | {child.pid for child in me.children(recursive=True)}
+        for proc in psutil.process_iter(["cpu_times", "create_time"]):
+            if proc.pid in ours or proc.info["cpu_times"] is None:
+                continue
+            used = proc.info["cpu_times"].user + proc.info["cpu_times"].system
+            key = (proc.pid, proc.info["create_time"])
+            if key not in self._seen:
+                # A process born during the phase counts from zero; an older one from now.
+                self._seen[key] = 0.0 if proc.info["create_time"] >= self._started else used
+            self.seconds += max(0.0, used - self._seen[key])
+            self._seen[key] = max(used, self._seen[key])
+
 
 def timed_command(command, cwd, env, log_path):
     """Run a command to completion, its output to `log_path`.
@@ -543,11 +591,13 @@ def format_report(report):
              f"{' (CHANGED DURING THE RUN)' if report['kit_changed_during_run'] else ''}",
              "load average (1, 5, 15 min) before {} and after {}".format(
                  *(", ".join(f"{x:.2f}" for x in la) for la in report["load_average_before_after"])), ""]
-    lines.append(f"{'way':<8}{'wall s':>9}{'s/submission':>14}{'overhead over bare, s/submission':>34}")
+    lines.append(f"{'way':<8}{'wall s':>9}{'s/submission':>14}{'overhead over bare, s/submission':>34}"
+                 f"{'other processes, CPU s':>24}")
     for way in ("bare", "stock", "kit"):
         w = report["ways"][way]
         overhead = "" if way == "bare" else f"{w['overhead_over_bare_s']:.2f}"
-        lines.append(f"{way:<8}{w['wall_s']:>9.1f}{w['per_submission_s']:>14.2f}{overhead:>34}")
+        lines.append(f"{way:<8}{w['wall_s']:>9.1f}{w['per_submission_s']:>14.2f}{overhead:>34}"
+                     f"{w['foreign_cpu_s']:>24.1f}")
     lines.append(f"\nratio kit/stock (wall): {report['ratio_kit_over_stock']:.2f}")
     for way in ("stock", "kit"):
         w = report["ways"][way]
@@ -600,11 +650,14 @@ def run_benchmark(count, out, workdir):
     make_stock_course(stock_folder, notebook_name, batch, env)
     make_kit_course(kit_folder, notebook_name, batch)
 
-    bare = bare_execution_seconds(batch)
     stock_log, kit_log = out / "stock_autograde.log", out / "kit_autograde.log"
-    stock_s, stock_status = timed_command([str(BIN / "nbgrader"), "autograde", ASSIGNMENT, "--force"],
-                                          stock_folder, env, stock_log)
-    kit_s, kit_status = timed_command([str(BIN / "nndl"), "autograde", ASSIGNMENT], kit_folder, env, kit_log)
+    with ForeignCpu() as bare_foreign:
+        bare = bare_execution_seconds(batch)
+    with ForeignCpu() as stock_foreign:
+        stock_s, stock_status = timed_command([str(BIN / "nbgrader"), "autograde", ASSIGNMENT, "--force"],
+                                              stock_folder, env, stock_log)
+    with ForeignCpu() as kit_foreign:
+        kit_s, kit_status = timed_command([str(BIN / "nndl"), "autograde", ASSIGNMENT], kit_folder, env, kit_log)
     max_points = gradebook.max_points(f"sqlite:///{kit_folder / 'gradebook.db'}", ASSIGNMENT)
     points = compare_points(batch, recorded_points(kit_folder), recorded_points(stock_folder), max_points)
     breakdown = kit_breakdown(kit_folder, batch[0], env)
@@ -622,10 +675,13 @@ def run_benchmark(count, out, workdir):
         "order": ["bare", "stock", "kit", "kit_breakdown"],
         "ways": {
             "bare": {"wall_s": sum(bare), "per_submission_s": bare_mean,
-                     "per_notebook_s": dict(zip((s.student for s in batch), bare))},
-            "stock": _way(stock_s, count, bare_mean, stock_status, failed_students(stock_log),
-                          f"nbgrader autograde {ASSIGNMENT} --force"),
-            "kit": _way(kit_s, count, bare_mean, kit_status, [], f"nndl autograde {ASSIGNMENT}"),
+                     "per_notebook_s": dict(zip((s.student for s in batch), bare)),
+                     "foreign_cpu_s": bare_foreign.seconds},
+            "stock": {**_way(stock_s, count, bare_mean, stock_status, failed_students(stock_log),
+                             f"nbgrader autograde {ASSIGNMENT} --force"),
+                      "foreign_cpu_s": stock_foreign.seconds},
+            "kit": {**_way(kit_s, count, bare_mean, kit_status, [], f"nndl autograde {ASSIGNMENT}"),
+                    "foreign_cpu_s": kit_foreign.seconds},
         },
         "ratio_kit_over_stock": kit_s / stock_s,
         "points": points,
