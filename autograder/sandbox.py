@@ -140,15 +140,26 @@ def process_tree(pid):
         return []
 
 
-def kill_tree(pid):
-    """SIGKILL a process and every descendant; wait until they are gone."""
+def kill_tree(pid, timeout=5.0):
+    """SIGKILL a process and every descendant; wait until they are gone (or zombies)."""
     procs = process_tree(pid)
     for proc in procs:
         try:
             proc.send_signal(signal.SIGKILL)
         except psutil.NoSuchProcess:
             pass
-    psutil.wait_procs(procs, timeout=5)
+    deadline = time.monotonic() + timeout
+    while procs and time.monotonic() < deadline:
+        procs = [p for p in procs if _still_running(p)]
+        if procs:
+            time.sleep(0.01)
+
+
+def _still_running(proc):
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def folder_size(path, max_entries=200_000):
@@ -298,6 +309,11 @@ def bubblewrap_command(cmd, *, scratch, ipc_dir, read_only=(), limits=None, gpu=
         if os.path.islink(path):
             args += ["--symlink", os.readlink(path), path]
         elif os.path.exists(path):
+            args += _parents_with_perms(path, made) + ["--ro-bind", path, path]
+    # CPU topology only (not the rest of /sys): without it TensorFlow and OpenBLAS
+    # size their thread pools blind and run markedly slower.
+    for path in ("/sys/devices/system/cpu", "/sys/fs/cgroup"):
+        if os.path.isdir(path):
             args += _parents_with_perms(path, made) + ["--ro-bind", path, path]
     python_roots = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
     for path in sorted(python_roots | {str(p) for p in read_only}):
