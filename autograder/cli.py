@@ -28,6 +28,10 @@ def _parser():
     p = verbs.add_parser("autograde", help="grade collected submissions into nbgrader's gradebook")
     p.add_argument("assignment")
     p.add_argument("--student", help="grade one student's submission only")
+    p.add_argument("--workers", type=int, default=1,
+                   help="submissions graded at once, each in its own worker process (default 1)")
+    p.add_argument("--regrade", action="store_true",
+                   help="run every submission again instead of replaying the verdicts already stored")
     p.add_argument("--unsafe-no-sandbox", action="store_true",
                    help="grade even if the bubblewrap sandbox cannot start: student code can then read "
                         "hidden graders and other students' work (trusted notebooks only)")
@@ -61,7 +65,8 @@ def main(argv=None):
             names = build(root, assignment=args.assignment)
             print(f"Built {', '.join(names)}: release/ and solutions/ are up to date.")
         elif args.verb == "autograde":
-            return _autograde(root, args.assignment, args.student, args.unsafe_no_sandbox)
+            return _autograde(root, args.assignment, args.student, args.unsafe_no_sandbox,
+                              workers=args.workers, regrade=args.regrade)
         elif args.verb == "gradebook":
             _print_gradebook(root, args.assignment)
         elif args.verb == "demo":
@@ -76,7 +81,7 @@ def main(argv=None):
     return 0
 
 
-def _autograde(root, assignment, student, unsafe_no_sandbox):
+def _autograde(root, assignment, student, unsafe_no_sandbox, *, workers=1, regrade=False):
     from autograder.grade import autograde, sandbox_warning
 
     warning = sandbox_warning(unsafe_no_sandbox)
@@ -93,7 +98,7 @@ def _autograde(root, assignment, student, unsafe_no_sandbox):
                 print(f"    note: {message}")
 
     results = autograde(root, assignment, student=student, progress=progress,
-                        allow_unsandboxed=unsafe_no_sandbox)
+                        allow_unsandboxed=unsafe_no_sandbox, workers=workers, regrade=regrade)
     failed = [r for r in results if not r.graded]
     print(f"{len(results) - len(failed)} graded, {len(failed)} could not be graded.")
     if warning:

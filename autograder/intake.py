@@ -14,6 +14,7 @@ after this, inside ``nbgrader autograde``.
 """
 
 import dataclasses
+import hashlib
 import json
 import os
 import pathlib
@@ -55,6 +56,12 @@ def inspect_notebook(path, release_path, master_grade_ids=()):
         had to change; the original is kept under ``.nndl-received/``.
     """
     path = pathlib.Path(path)
+    keep = path.parent / RECEIVED_DIR
+    record = keep / f"{path.name}.intake.json"
+    earlier = _earlier_intake(path, record)
+    if earlier is not None:
+        # The file is what intake itself wrote last time: taken in already.
+        return IntakeResult(path, earlier["messages"], earlier["replaced"], False)
     messages = []
     nb, problem = _read(path)
     replaced = nb is None
@@ -71,20 +78,37 @@ def inspect_notebook(path, release_path, master_grade_ids=()):
     changed = replaced or bool(messages) or "nndl" in nb.metadata
     nb.metadata["nndl"] = {"intake": messages}
     if changed:
-        keep = path.parent / RECEIVED_DIR
         keep.mkdir(exist_ok=True)
         kept = keep / path.name
+        if kept.is_dir() and not kept.is_symlink():
+            shutil.rmtree(kept)
         if path.is_symlink() or not path.is_file():
             # A link or a folder in the notebook's place: moved aside, never followed.
-            if kept.is_dir() and not kept.is_symlink():
-                shutil.rmtree(kept)
             os.replace(path, kept)
-        elif not kept.exists():
+        else:
             shutil.copy2(path, kept, follow_symlinks=False)
         tmp = path.with_suffix(".ipynb.intake")
         nbformat.write(nb, str(tmp))
         os.replace(tmp, path)
+        record.write_text(json.dumps({"written": _sha256(path), "messages": messages, "replaced": replaced}))
     return IntakeResult(path, messages, replaced, changed)
+
+
+def _sha256(path):
+    return hashlib.sha256(pathlib.Path(path).read_bytes()).hexdigest()
+
+
+def _earlier_intake(path, record):
+    """What intake found last time, if `path` is still the file it wrote then."""
+    if path.is_symlink() or not path.is_file() or not record.is_file() or record.is_symlink():
+        return None
+    try:
+        earlier = json.loads(record.read_text())
+        if earlier.get("written") == _sha256(path):
+            return {"messages": list(earlier["messages"]), "replaced": bool(earlier["replaced"])}
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return None
 
 
 def _read(path):

@@ -15,7 +15,7 @@ from traitlets import Bool, Float, Integer, Unicode
 
 from nbgrader.preprocessors import NbGraderPreprocessor
 
-from autograder import assignments, record, sandbox, sandbox_data
+from autograder import assignments, record, sandbox, sandbox_data, verdicts
 from autograder.run import Limits, NotebookRun
 from autograder.score.runner import run_graders
 
@@ -33,6 +33,10 @@ class GradeInSandbox(NbGraderPreprocessor):
     allow_unsandboxed = Bool(False, help=(
         "Grade even where the bubblewrap sandbox cannot start. Student code then runs with this "
         "machine's files in reach: only for notebooks you trust.")).tag(config=True)
+    verdict_store = Unicode("", help=(
+        "Folder keeping each graded notebook's verdict, so that grading again (a resumed batch, "
+        "or recording what a worker computed) replays it instead of running the notebook again. "
+        "Empty: always run.")).tag(config=True)
     sandbox_data_dir = Unicode("", help=(
         "Folder of training-split-only dataset files mounted read-only into the sandbox "
         "(default: made from NNDL_DATA_DIR).")).tag(config=True)
@@ -40,12 +44,37 @@ class GradeInSandbox(NbGraderPreprocessor):
     def preprocess(self, nb, resources):
         assignment = resources["nbgrader"]["assignment"]
         settings = assignments.settings_for(assignment, self.graders_root)
+        store = verdicts.VerdictStore(self.verdict_store) if self.verdict_store else None
+        key = verdicts.notebook_key(nb, assignment, resources["nbgrader"]["student"],
+                                    settings.grader_dir) if store else None
+        verdict = store.get(key) if store else None
+        if verdict is None:
+            verdict = self.compute_verdict(nb, resources, settings)
+            if store:
+                store.put(key, verdict)
+        else:
+            self.log.info("Replaying the stored verdict of %s/%s", assignment, resources["nbgrader"]["notebook"])
+        verdicts.apply_outputs(nb, verdict)
+        report, problems = verdicts.report_of(verdict)
+        resources.setdefault("nndl", {}).update(verdict["stats"])
+        record.annotate_problems(nb, problems)
+        notices = list(nb.metadata.get("nndl", {}).get("intake", [])) + [p.message for p in problems]
+        fractions = record.write_verdicts(nb, report, notices)
+        self.log.info("Hidden graders for %s/%s: %s", assignment, resources["nbgrader"]["notebook"],
+                      ", ".join(f"{k}={v:.2f}" for k, v in fractions.items()))
+        return nb, resources
+
+    def compute_verdict(self, nb, resources, settings):
+        """Run the sanitised notebook in the sandbox and its hidden graders against it.
+
+        Returns:
+            The verdict (`autograder.verdicts.make_verdict`); `nb` holds the run's outputs.
+        """
         limits = Limits(cell_timeout=self.cell_timeout, submission_timeout=self.submission_timeout,
                         memory_mb=self.memory_mb, call_timeout=self.call_timeout)
         limits = Limits.from_mapping({**vars(limits), **settings.limits})
         workdir = resources.get("metadata", {}).get("path") or None
-        linked = self._linked_paths(resources["nbgrader"]["student"], assignment)
-        notices = list(nb.metadata.get("nndl", {}).get("intake", []))
+        linked = self._linked_paths(resources["nbgrader"]["student"], settings.name)
         mode = sandbox.sandbox_mode(self.allow_unsandboxed)
         if mode != "bubblewrap":
             self.log.warning("GRADING WITHOUT THE SANDBOX: %s", sandbox.bubblewrap_problem())
@@ -54,15 +83,9 @@ class GradeInSandbox(NbGraderPreprocessor):
                          gpu=settings.gpu, sandbox_mode=mode, data_dir=data_dir) as run:
             problems = run.execute()
             report = run_graders(settings.grader_dir, run, timeout=self.grader_timeout)
-            resources.setdefault("nndl", {}).update(
-                execution_seconds=run.execution_seconds, restarts=run.restarts,
-                peak_memory_mb=run.peak_memory_bytes / 2**20)
-        record.annotate_problems(nb, problems)
-        notices += [p.message for p in problems]
-        fractions = record.write_verdicts(nb, report, notices)
-        self.log.info("Hidden graders for %s/%s: %s", assignment, resources["nbgrader"]["notebook"],
-                      ", ".join(f"{k}={v:.2f}" for k, v in fractions.items()))
-        return nb, resources
+            stats = {"execution_seconds": run.execution_seconds, "restarts": run.restarts,
+                     "peak_memory_mb": run.peak_memory_bytes / 2**20}
+        return verdicts.make_verdict(nb, report, problems, stats)
 
     def _linked_paths(self, student, assignment):
         """Paths that are links in the student's submitted folder.

@@ -113,3 +113,60 @@ def test_grades_already_recorded_stay_when_one_fails(batch, monkeypatch):
     assert next(r for r in results if not r.graded).error
     after = scores(batch)
     assert after == before
+
+
+def test_two_workers_grade_alike(batch):
+    """Do two worker processes, with only this process writing the gradebook, give the same grades?"""
+    results = grade.autograde(batch, "toy", workers=2)
+    assert all(r.graded for r in results), [r.error for r in results]
+    assert scores(batch) == EXPECTED
+    # One verdict per submission: the coordinator replayed what the workers computed
+    # (a second verdict would mean it ran the notebook again under another key).
+    assert len(list((batch / ".nndl" / "verdicts" / "toy").rglob("*.json"))) == len(EXPECTED)
+
+
+def test_second_run_replays_instead_of_running(batch, monkeypatch):
+    """Does grading again replay the stored verdicts (no notebook runs) and record the same grades?"""
+    grade.autograde(batch, "toy")
+    first = scores(batch)
+    from autograder import run as run_module
+
+    def no_runs(*args, **kwargs):
+        raise AssertionError("a notebook was run again")
+    monkeypatch.setattr(run_module.NotebookRun, "execute", no_runs)
+    results = grade.autograde(batch, "toy")
+    assert all(r.graded for r in results)
+    assert scores(batch) == first == EXPECTED
+
+
+def test_regrade_runs_again(batch):
+    """Does --regrade forget the stored verdicts?"""
+    grade.autograde(batch, "toy", student="a-right")
+    store = batch / ".nndl" / "verdicts" / "toy"
+    before = {p.name for p in store.rglob("*.json")}
+    assert before
+    grade.autograde(batch, "toy", student="a-right", regrade=True)
+    assert {p.name for p in store.rglob("*.json")} == before
+    assert scores(batch)["a-right"] == EXPECTED["a-right"]
+
+
+def test_kill_minus_nine_then_resume(batch):
+    """Killed with SIGKILL mid-batch and started again, does the batch end as an uninterrupted one?"""
+    import signal
+    import time as clock
+
+    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
+    nndl = os.path.join(os.path.dirname(sys.executable), "nndl")
+    proc = subprocess.Popen([nndl, "autograde", "toy", "--workers", "2"], cwd=batch, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    store = batch / ".nndl" / "verdicts" / "toy"
+    deadline = clock.monotonic() + 300
+    while clock.monotonic() < deadline and len(list(store.rglob("*.json"))) < 2 and proc.poll() is None:
+        clock.sleep(0.2)
+    assert proc.poll() is None, "the batch finished before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = subprocess.run([nndl, "autograde", "toy", "--workers", "2"], cwd=batch, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert scores(batch) == EXPECTED

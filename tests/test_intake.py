@@ -116,3 +116,25 @@ def test_symlink_submission_is_not_followed(paths, tmp_path):
     submitted.symlink_to(secret)
     found = intake.inspect_notebook(submitted, release, intake.master_grade_ids(master))
     assert found.replaced and "not a regular file" in found.messages[0]
+
+
+def test_intake_twice_keeps_its_findings(paths):
+    """Taking in the file intake itself wrote changes nothing and keeps the first findings."""
+    master, release, submitted = paths
+    submitted.write_text("{ not json")
+    first = intake.inspect_notebook(submitted, release, intake.master_grade_ids(master))
+    written = submitted.read_bytes()
+    again = intake.inspect_notebook(submitted, release, intake.master_grade_ids(master))
+    assert again.messages == first.messages and again.replaced and not again.changed
+    assert submitted.read_bytes() == written
+
+
+def test_a_new_submission_is_taken_in_afresh(paths):
+    """After intake, a newly collected file replaces the kept original and is judged on its own."""
+    master, release, submitted = paths
+    good = submitted.read_text()
+    submitted.write_text("{ not json")
+    intake.inspect_notebook(submitted, release, intake.master_grade_ids(master))
+    submitted.write_text(good)
+    found = intake.inspect_notebook(submitted, release, intake.master_grade_ids(master))
+    assert found.messages == [] and not found.replaced
