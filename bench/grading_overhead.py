@@ -15,16 +15,19 @@ after the other on this machine, and reports the wall time of each:
 
 The submissions are the kit's own samples (`autograder.samples`): the
 solution, the untouched release and the flawed variants, cycled to the
-batch size; the broken files (not JSON, a deleted cell, a duplicated id, a
-dying kernel) are left out. For the stock course each sample's answers are
-moved into the stock release, so both graders see the same answers. The
-points each way recorded are compared per student: stock asserts score a
-cell all or nothing where the kit gives partial credit, so differences are
-expected and are listed, never hidden.
+batch size; the generic broken files (not JSON, a deleted cell, a
+duplicated id, a dying kernel) are left out. For the stock course each
+sample's answers are moved into the stock release, so both graders see the
+same answers. The points each way recorded are compared per student: stock
+asserts score a cell all or nothing where the kit gives partial credit, so
+differences are expected and are listed, never hidden.
 
-A breakdown of one kit submission (the solution) measures where the kit's
-time goes: intake, sandboxed execution, the grader process's start and its
-Keras import, kernel round trips, model loading.
+Then one kit submission (the solution) is graded again in this process with
+timers around the pipeline's steps (intake, sandboxed execution, hidden
+graders and their kernel round trips, kernel shutdown), and fresh processes
+time what the grader process pays on its own (start, `import keras`, model
+loads). The CPU that other processes use during each phase is reported too:
+the timings mean something only on an otherwise idle machine.
 
 Usage::
 
@@ -351,21 +354,60 @@ def timed_command(command, cwd, env, log_path):
     return time.perf_counter() - started, status
 
 
-def bare_execution_seconds(batch):
-    """Seconds to execute each submission top to bottom in a fresh kernel, no grading."""
-    seconds = []
+class PhaseTimedClient(NotebookClient):
+    """An nbclient `NotebookClient` that also times its kernel's start and its shutdown.
+
+    The shutdown is nbclient's graceful one (a shutdown request, then up to
+    `KernelManager.shutdown_wait_time` for the kernel to exit), which stock
+    nbgrader's `Execute` uses too; the kit kills its sandboxed kernel instead.
+    """
+
+    start_s = 0.0
+    shutdown_s = 0.0
+
+    async def async_start_new_kernel(self, **kwargs):
+        started = time.perf_counter()
+        try:
+            return await super().async_start_new_kernel(**kwargs)
+        finally:
+            self.start_s += time.perf_counter() - started
+
+    async def async_start_new_kernel_client(self):
+        # The kernel counts as started once it answers: this waits for that.
+        started = time.perf_counter()
+        try:
+            return await super().async_start_new_kernel_client()
+        finally:
+            self.start_s += time.perf_counter() - started
+
+    async def _async_cleanup_kernel(self):
+        started = time.perf_counter()
+        try:
+            return await super()._async_cleanup_kernel()
+        finally:
+            self.shutdown_s += time.perf_counter() - started
+
+
+def bare_execution(batch):
+    """Execute each submission top to bottom in a fresh kernel, no grading.
+
+    Returns:
+        One ``{"total_s", "kernel_start_s", "kernel_shutdown_s"}`` per submission.
+    """
+    timings = []
     for submission in batch:
         nb = nbformat.reads(submission.sample.content, as_version=4)
         with tempfile.TemporaryDirectory(prefix="nndl-bench-bare-") as scratch:
-            client = NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3", allow_errors=True,
-                                    resources={"metadata": {"path": scratch}})
+            client = PhaseTimedClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3", allow_errors=True,
+                                      resources={"metadata": {"path": scratch}})
             started = time.perf_counter()
             try:
                 client.execute(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             except DeadKernelError:
                 pass  # the notebook ends where its kernel died, as a bare run would
-            seconds.append(time.perf_counter() - started)
-    return seconds
+            timings.append({"total_s": time.perf_counter() - started, "kernel_start_s": client.start_s,
+                            "kernel_shutdown_s": client.shutdown_s})
+    return timings
 
 
 def median_seconds(command, env, repeats=REPEATS):
@@ -483,7 +525,8 @@ def kit_breakdown(kit_folder, submission, env):
                 (NotebookRun, "close", "kernel_stop_s", None)]:
             patches.enter_context(mock.patch.object(
                 owner, name, _timed(spans, label, getattr(owner, name), wrap_run)))
-        (result,) = grade.autograde(kit_folder, ASSIGNMENT, student=submission.student)
+        # regrade: the batch stored this submission's verdicts, which would otherwise be replayed.
+        (result,) = grade.autograde(kit_folder, ASSIGNMENT, student=submission.student, regrade=True)
     return {
         "submission": submission.student,
         "graded": result.graded,
@@ -598,6 +641,9 @@ def format_report(report):
         overhead = "" if way == "bare" else f"{w['overhead_over_bare_s']:.2f}"
         lines.append(f"{way:<8}{w['wall_s']:>9.1f}{w['per_submission_s']:>14.2f}{overhead:>34}"
                      f"{w['foreign_cpu_s']:>24.1f}")
+    bare = report["ways"]["bare"]
+    lines.append(f"bare, mean per notebook: kernel start {bare['kernel_start_s']:.2f} s, "
+                 f"graceful kernel shutdown {bare['kernel_shutdown_s']:.2f} s")
     lines.append(f"\nratio kit/stock (wall): {report['ratio_kit_over_stock']:.2f}")
     for way in ("stock", "kit"):
         w = report["ways"][way]
@@ -652,7 +698,8 @@ def run_benchmark(count, out, workdir):
 
     stock_log, kit_log = out / "stock_autograde.log", out / "kit_autograde.log"
     with ForeignCpu() as bare_foreign:
-        bare = bare_execution_seconds(batch)
+        bare_runs = bare_execution(batch)
+    bare = [run["total_s"] for run in bare_runs]
     with ForeignCpu() as stock_foreign:
         stock_s, stock_status = timed_command([str(BIN / "nbgrader"), "autograde", ASSIGNMENT, "--force"],
                                               stock_folder, env, stock_log)
@@ -675,7 +722,9 @@ def run_benchmark(count, out, workdir):
         "order": ["bare", "stock", "kit", "kit_breakdown"],
         "ways": {
             "bare": {"wall_s": sum(bare), "per_submission_s": bare_mean,
-                     "per_notebook_s": dict(zip((s.student for s in batch), bare)),
+                     "kernel_start_s": statistics.mean(run["kernel_start_s"] for run in bare_runs),
+                     "kernel_shutdown_s": statistics.mean(run["kernel_shutdown_s"] for run in bare_runs),
+                     "per_notebook": dict(zip((s.student for s in batch), bare_runs)),
                      "foreign_cpu_s": bare_foreign.seconds},
             "stock": {**_way(stock_s, count, bare_mean, stock_status, failed_students(stock_log),
                              f"nbgrader autograde {ASSIGNMENT} --force"),
