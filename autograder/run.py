@@ -101,10 +101,6 @@ class CappedOutputClient(NotebookClient):
         self._total_bytes -= self._cell_bytes.pop(cell_index, 0)
 
 
-class KernelUnavailable(RuntimeError):
-    """The kernel is dead and cannot be brought back."""
-
-
 class NotebookRun:
     """One submission's notebook, running in its own kernel.
 

@@ -114,9 +114,3 @@ def write_submissions(course_root, assignment, samples, notebook_name, submitted
         folder = pathlib.Path(course_root) / submitted / sample.student / assignment
         folder.mkdir(parents=True, exist_ok=True)
         (folder / notebook_name).write_text(sample.content)
-
-
-def to_json(samples):
-    """The samples' names and expectations, for reports."""
-    return json.dumps([{"student": s.student, "description": s.description, "expected": s.expected}
-                       for s in samples], indent=2)
