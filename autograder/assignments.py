@@ -9,8 +9,10 @@ an optional ``assignment.toml`` sets what differs from the course defaults::
     memory_mb = 4096
     call_timeout = 60
 
-    [resources]
-    gpu = false         # pass a GPU into the sandbox
+    [resources]         # what one submission's grading job needs of a worker
+    gpu = false         # one GPU, passed into the sandbox (a Ray task asks num_gpus=1)
+    cpus = 1            # CPUs a Ray task asks for
+    memory_mb = 0       # memory a Ray task asks for (0: none asked)
 """
 
 import dataclasses
@@ -32,6 +34,8 @@ class AssignmentSettings:
     grader_dir: pathlib.Path
     limits: dict
     gpu: bool
+    cpus: float = 1
+    memory_mb: int = 0
 
 
 def known_assignments(root=GRADERS_ROOT):
@@ -56,9 +60,12 @@ def settings_for(name, root=GRADERS_ROOT):
     toml = grader_dir / "assignment.toml"
     if toml.exists():
         config = tomllib.loads(toml.read_text())
+    wanted = config.get("resources", {})
     return AssignmentSettings(
         name=name,
         grader_dir=grader_dir,
         limits=dict(config.get("limits", {})),
-        gpu=bool(config.get("resources", {}).get("gpu", False)),
+        gpu=bool(wanted.get("gpu", False)),
+        cpus=float(wanted.get("cpus", 1)),
+        memory_mb=int(wanted.get("memory_mb", 0)),
     )

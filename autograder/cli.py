@@ -1,7 +1,8 @@
 """`nndl`: the kit's command line, a thin layer over keyword-only functions.
 
     nndl build [ASSIGNMENT]                  regenerate release/ and solutions/ from source/
-    nndl autograde ASSIGNMENT [--student ID] grade collected submissions into the gradebook
+    nndl autograde ASSIGNMENT [--student ID] [--workers N | --ray ADDRESS]
+                                             grade collected submissions into the gradebook
     nndl gradebook ASSIGNMENT                print the gradebook of an assignment
     nndl demo                                build, grade a batch of sample submissions, show the gradebook
 """
@@ -28,8 +29,19 @@ def _parser():
     p = verbs.add_parser("autograde", help="grade collected submissions into nbgrader's gradebook")
     p.add_argument("assignment")
     p.add_argument("--student", help="grade one student's submission only")
-    p.add_argument("--workers", type=int, default=1,
-                   help="submissions graded at once, each in its own worker process (default 1)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="submissions graded at once on this machine, each in its own worker process "
+                        "(default: one per 2 CPU cores, at least 1)")
+    p.add_argument("--ray", metavar="ADDRESS", default=None,
+                   help="run the jobs as tasks on a Ray cluster ('auto': the cluster this machine "
+                        "belongs to) instead of local worker processes")
+    p.add_argument("--retries", type=int, default=1,
+                   help="further attempts for a submission whose worker died, hung or was lost (default 1)")
+    p.add_argument("--job-timeout", type=float, default=None, metavar="SECONDS",
+                   help="seconds a worker may spend on one submission before it counts as hung "
+                        "(default: from the assignment's limits)")
+    p.add_argument("--report", metavar="PATH", default=None,
+                   help="write the run's JSON report here (default: .nndl/reports/ASSIGNMENT/ in the course)")
     p.add_argument("--regrade", action="store_true",
                    help="run every submission again instead of replaying the verdicts already stored")
     p.add_argument("--unsafe-no-sandbox", action="store_true",
@@ -65,8 +77,7 @@ def main(argv=None):
             names = build(root, assignment=args.assignment)
             print(f"Built {', '.join(names)}: release/ and solutions/ are up to date.")
         elif args.verb == "autograde":
-            return _autograde(root, args.assignment, args.student, args.unsafe_no_sandbox,
-                              workers=args.workers, regrade=args.regrade)
+            return _autograde(root, args)
         elif args.verb == "gradebook":
             _print_gradebook(root, args.assignment)
         elif args.verb == "demo":
@@ -81,30 +92,43 @@ def main(argv=None):
     return 0
 
 
-def _autograde(root, assignment, student, unsafe_no_sandbox, *, workers=1, regrade=False):
-    from autograder.grade import autograde, sandbox_warning
+def default_workers():
+    """Local workers by default: one per two CPU cores (a kernel and its graders keep about two busy)."""
+    return max(1, len(os.sched_getaffinity(0)) // 2)
 
-    warning = sandbox_warning(unsafe_no_sandbox)
+
+def _autograde(root, args):
+    import time
+
+    from autograder import report
+    from autograder.grade import autograde, sandbox_warning, submitted_students
+
+    warning = sandbox_warning(args.unsafe_no_sandbox)
     if warning:
         print(warning, file=sys.stderr)
-
-    def progress(result):
-        if result.graded:
-            print(f"  graded {result.student} in {result.seconds:.1f} s")
-        else:
-            print(f"  could not grade {result.student}: {result.error}")
-        for message in result.messages:
-            if message != warning:
-                print(f"    note: {message}")
-
-    results = autograde(root, assignment, student=student, progress=progress,
-                        allow_unsandboxed=unsafe_no_sandbox, workers=workers, regrade=regrade)
-    failed = [r for r in results if not r.graded]
-    print(f"{len(results) - len(failed)} graded, {len(failed)} could not be graded.")
+    report_path = pathlib.Path(args.report).resolve() if args.report else report.default_path(root, args.assignment)
+    workers = args.workers or default_workers()
+    if args.ray:
+        print(f"Grading {args.assignment} on the Ray cluster at {args.ray}.", flush=True)
+    else:
+        print(f"Grading {args.assignment} with {workers} local worker{'s' if workers > 1 else ''}.", flush=True)
+    total = 1 if args.student else len(submitted_students(root, args.assignment))
+    progress = report.Progress(total, stream=sys.stdout, hide=[warning] if warning else ())
+    started = time.monotonic()
+    try:
+        results = autograde(root, args.assignment, student=args.student, progress=progress,
+                            allow_unsandboxed=args.unsafe_no_sandbox, workers=workers, ray_address=args.ray,
+                            regrade=args.regrade, retries=args.retries, job_timeout=args.job_timeout,
+                            report_path=report_path)
+    finally:
+        progress.close()
+    for line in report.summary(results, time.monotonic() - started):
+        print(line)
+    print(f"Report: {report_path}")
     if warning:
         print(warning, file=sys.stderr)
-    _print_gradebook(root, assignment)
-    return 1 if failed else 0
+    _print_gradebook(root, args.assignment)
+    return 1 if any(not r.graded for r in results) else 0
 
 
 def _print_gradebook(root, assignment):
@@ -112,11 +136,20 @@ def _print_gradebook(root, assignment):
 
     config = course.load_config(root)
     api = course.nbgrader_api(config)
+    from autograder.grade import NotGradedRecords
+
     grade_ids, rows = gradebook.cell_scores(api.coursedir.db_url, assignment)
+    not_graded = NotGradedRecords(root, assignment).all()
     if not rows:
-        print(f"No grades recorded for {assignment!r} in {api.coursedir.db_url}.")
-        return
-    print(gradebook.format_table(grade_ids, rows, gradebook.max_points(api.coursedir.db_url, assignment)))
+        from autograder.report import redact
+
+        print(f"No grades recorded for {assignment!r} in {redact(api.coursedir.db_url)}.")
+    else:
+        notes = {sid: "NOT GRADED (see below)" for sid in not_graded}
+        print(gradebook.format_table(grade_ids, rows, gradebook.max_points(api.coursedir.db_url, assignment),
+                                     notes=notes))
+    for sid, reason in not_graded.items():
+        print(f"Not graded: {sid}: {reason}")
 
 
 if __name__ == "__main__":

@@ -1,19 +1,25 @@
 """`nndl autograde`: grade collected submissions into nbgrader's gradebook.
 
-For each submission: intake (`autograder.intake`), then nbgrader's own
-autograde with the kit's step in its pipeline (``nbgrader_config.py``). One
-submission failing never stops the batch; its reason is reported, and grades
-already recorded for others stay.
+This process is the batch's coordinator. For each submission: intake
+(`autograder.intake`); a job, unless its verdicts are stored already
+(`autograder.jobs`), run by a pool of workers (`autograder.workers`: local
+processes or a Ray cluster); then nbgrader's own autograde with the kit's
+step in its pipeline (``nbgrader_config.py``), which replays the verdict and
+records it. Only this process writes the gradebook. One submission failing
+never stops the batch; its reason is reported, and grades already recorded
+for others stay.
 """
 
-import concurrent.futures
+import contextlib
 import dataclasses
-import multiprocessing
+import json
+import os
 import pathlib
 import shutil
 import time
 
-from autograder import assignments, build, course, intake, sandbox, verdicts
+from autograder import assignments, build, course, intake, jobs, report, sandbox, verdicts
+from autograder import workers as workers_module
 
 
 @dataclasses.dataclass
@@ -22,13 +28,21 @@ class SubmissionResult:
 
     student: str
     graded: bool
-    seconds: float
+    seconds: float  # on this submission: its worker's run (none when replayed) and its recording
     messages: list
     error: str = ""
+    attempts: int = 0  # worker runs it took; 0 when its verdict was already stored
+    worker: dict = dataclasses.field(default_factory=dict)  # where it ran, and the worker's peak memory
 
 
 def submitted_students(api, assignment):
-    """Students with a submission folder for this assignment, sorted."""
+    """Students with a submission folder for this assignment, sorted.
+
+    Args:
+        api: an nbgrader API, or a course directory.
+    """
+    if not hasattr(api, "coursedir"):
+        api = course.nbgrader_api(course.load_config(api))
     submitted = pathlib.Path(api.coursedir.format_path(api.coursedir.submitted_directory, "*", assignment))
     return sorted(p.parent.name for p in submitted.parent.parent.glob(f"*/{assignment}") if p.is_dir())
 
@@ -66,12 +80,19 @@ def sandbox_warning(allow_unsandboxed):
 
 
 def autograde(root=course.KIT_ROOT, assignment=None, *, student=None, config_overrides=None,
-              progress=None, allow_unsandboxed=False, workers=1, regrade=False):
+              progress=None, allow_unsandboxed=False, workers=1, ray_address=None, regrade=False,
+              retries=1, job_timeout=None, report_path=None):
     """Grade one or all students' submissions of an assignment.
 
-    Every verdict is kept in ``.nndl/verdicts/<assignment>/`` of the course, so
-    a batch stopped at any moment and started again runs only what it had not
-    finished; the rest is replayed into the gradebook as it was.
+    Each submission needing a run becomes a job (`autograder.jobs`) for a
+    pool of workers (`autograder.workers`): local processes, or tasks on a Ray
+    cluster. Workers return verdicts; this process alone stores them (in
+    ``.nndl/verdicts/<assignment>/`` of the course) and records them in the
+    gradebook through nbgrader's autograde, whose kit step replays them. So a
+    batch stopped at any moment and started again runs only what it had not
+    finished. A job whose worker fails, dies, hangs or is lost is tried
+    `retries` more times, then its submission is recorded as could not be
+    graded, with the reason; the rest of the batch goes on.
 
     Args:
         root: the course directory.
@@ -81,29 +102,41 @@ def autograde(root=course.KIT_ROOT, assignment=None, *, student=None, config_ove
         progress: called with each `SubmissionResult` as it finishes.
         allow_unsandboxed: grade even where the bubblewrap sandbox cannot
             start (a warning goes to every result's messages).
-        workers: submissions run at once, each in its own worker process;
-            this process alone writes the gradebook.
+        workers: local worker processes (ignored with `ray_address`).
+        ray_address: run the jobs on this Ray cluster (``"auto"``: the one
+            this machine belongs to) instead of local processes.
         regrade: forget stored verdicts and run every submission again.
+        retries: further attempts for a job whose worker brought nothing back.
+        job_timeout: seconds a worker may spend on one submission before it
+            counts as hung; default: from the assignment's limits
+            (`autograder.jobs.job_timeout`).
+        report_path: where to write the run's JSON report; default
+            ``.nndl/reports/<assignment>/<UTC time>.json`` in the course.
 
     Returns:
         The list of `SubmissionResult`, one per student, in student order.
 
     Raises:
-        CourseError: unknown assignment or student, or no submissions.
+        CourseError: unknown assignment or student, no submissions, or a Ray
+            cluster that cannot be reached or cannot run the jobs.
     """
+    batch_started = time.time()
     root = pathlib.Path(root).resolve()
     warning = sandbox_warning(allow_unsandboxed)
-    store = root / ".nndl" / "verdicts" / str(assignment)
+    store_dir = root / ".nndl" / "verdicts" / str(assignment)
     if regrade:
-        shutil.rmtree(store, ignore_errors=True)
+        shutil.rmtree(store_dir, ignore_errors=True)
     overrides = dict(config_overrides or {})
-    overrides["GradeInSandbox"] = {"verdict_store": str(store), **overrides.get("GradeInSandbox", {})}
+    overrides["GradeInSandbox"] = {"verdict_store": str(store_dir), **overrides.get("GradeInSandbox", {})}
     if warning:
         overrides["GradeInSandbox"]["allow_unsandboxed"] = True
     config = course.load_config(root, overrides)
     masters = course.master_notebooks(root, assignment, config)
+    from autograder.preprocessors import GradeInSandbox
+
+    step = GradeInSandbox(config=config)
     try:
-        assignments.settings_for(assignment, config.GradeInSandbox.get("graders_root", assignments.GRADERS_ROOT))
+        settings = assignments.settings_for(assignment, step.graders_root)
     except assignments.UnknownAssignment as error:
         raise course.CourseError(str(error)) from None
     api = course.nbgrader_api(config)
@@ -121,38 +154,155 @@ def autograde(root=course.KIT_ROOT, assignment=None, *, student=None, config_ove
         raise course.CourseError(
             f"No submissions of {assignment!r} under {root / api.coursedir.submitted_directory}. "
             f"Collect them first: nbgrader collect {assignment}.")
-    started = {sid: time.monotonic() for sid in students}
+    store = verdicts.VerdictStore(store_dir)
+    not_graded = NotGradedRecords(root, assignment)
     intakes = {sid: _intake(api, assignment, sid, masters, warning) for sid in students}
+    results = {}
 
-    def record(sid):
+    def record(sid, *, seconds=0.0, worker=None, attempts=0, lost=()):
         messages, error = intakes[sid]
+        messages = messages + [f"Attempt {n} failed: {reason}; it was tried again." for n, reason in
+                               enumerate(lost, 1)]
+        recording = time.monotonic()
         if error:
             outcome = {"success": False, "error": error}
         else:
             with course.working_directory(root):
                 outcome = api.autograde(assignment, sid, force=True, create=True)
-        result = SubmissionResult(sid, outcome["success"], time.monotonic() - started[sid], messages,
-                                  "" if outcome["success"] else _reason(outcome))
+        result = SubmissionResult(sid, outcome["success"], seconds + time.monotonic() - recording, messages,
+                                  "" if outcome["success"] else _reason(outcome),
+                                  attempts=attempts, worker=worker or {})
+        if result.graded:
+            not_graded.clear(sid)
+        finish(result)
+
+    def could_not_grade(sid, attempts, lost):
+        reason = lost[-1]
+        result = SubmissionResult(
+            sid, False, 0.0, intakes[sid][0] + [f"Attempt {n}: {why}" for n, why in enumerate(lost, 1)],
+            f"could not be graded after {attempts} attempt{'s' if attempts > 1 else ''}: {reason}. "
+            f"Grades recorded before stay. Run again to retry: nndl autograde {assignment} --student {sid}",
+            attempts=attempts)
+        not_graded.put(sid, result.error)
+        finish(result)
+
+    def finish(result):
+        results[result.student] = result
         if progress is not None:
             progress(result)
-        return result
 
-    runnable = [sid for sid in students if not intakes[sid][1]]
-    if workers <= 1 or len(runnable) <= 1:
-        return [record(sid) for sid in students]
-    results = {sid: record(sid) for sid in students if intakes[sid][1]}
-    context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        jobs = {pool.submit(compute_verdicts, str(root), overrides, assignment, sid): sid for sid in runnable}
-        for job in concurrent.futures.as_completed(jobs):
-            sid = jobs[job]
+    jobs_to_run, attempts, lost, timeouts = {}, {}, {}, {}
+    pool_facts = {"kind": "none"}
+    with contextlib.ExitStack() as cleanup:
+        pool = None
+        for sid in students:
+            if intakes[sid][1]:
+                continue
+            job = make_job(api, config, step, settings, sid)
+            intakes[sid][0].extend(job.notes)
+            job.notebooks = [n for n in job.notebooks if store.get(n["key"]) is None]
+            if not job.notebooks:
+                continue
+            if pool is None:  # started at the first job, so workers warm up while the rest are prepared
+                pool = cleanup.enter_context(_pool(settings, jobs.grader_files(settings.grader_dir),
+                                                   workers, ray_address))
+                pool_facts = {"kind": pool.kind, "size": pool.size, "address": ray_address}
+            jobs_to_run[sid], attempts[sid], lost[sid] = job, 1, []
+            timeouts[sid] = job_timeout or jobs.job_timeout(job)
+            pool.submit(sid, job, timeouts[sid])
+        for sid in students:
+            if sid not in jobs_to_run:  # nothing to run: record now, while the workers work
+                record(sid)
+        while pool is not None and (finished := pool.next_result()) is not None:
+            sid, outcome = finished
+            if isinstance(outcome, workers_module.WorkerLost):
+                lost[sid].append(outcome.reason)
+                if attempts[sid] <= retries:
+                    attempts[sid] += 1
+                    pool.submit(sid, jobs_to_run[sid], timeouts[sid])
+                else:
+                    could_not_grade(sid, attempts[sid], lost[sid])
+                continue
+            for key, verdict in outcome.verdicts.items():
+                store.put(key, verdict)
+            record(sid, seconds=outcome.worker.get("seconds", 0.0), worker=outcome.worker,
+                   attempts=attempts[sid], lost=lost[sid])
+    ordered = [results[sid] for sid in students]
+    report.write_report(report_path or report.default_path(root, assignment), assignment=assignment,
+                        results=ordered, started=batch_started, pool=pool_facts,
+                        db_url=api.coursedir.db_url)
+    return ordered
+
+
+def _pool(settings, graders, workers, ray_address):
+    """The pool that runs this batch's jobs: a Ray cluster's, or local processes."""
+    if ray_address:
+        try:
+            return workers_module.RayPool(ray_address, graders, cpus=settings.cpus,
+                                          gpus=1 if settings.gpu else 0, memory_mb=settings.memory_mb)
+        except workers_module.RayUnavailable as error:
+            raise course.CourseError(str(error)) from None
+    return workers_module.LocalPool(workers, graders,
+                                    gpu_devices=sandbox.gpu_devices() if settings.gpu else ())
+
+
+def make_job(api, config, step, settings, student):
+    """One student's submission as a `GradingJob`: notebooks sanitised as nbgrader's autograde does.
+
+    Reads the gradebook (the master's cells, for nbgrader's checks) and never writes it.
+    """
+    import nbformat
+    from nbgrader.converters import Autograde
+
+    coursedir = api.coursedir
+    assignment = settings.name
+    folder = pathlib.Path(coursedir.format_path(coursedir.submitted_directory, student, assignment))
+    source = pathlib.Path(coursedir.format_path(coursedir.source_directory, ".", assignment))
+    files, notes = jobs.collect_files(folder, source)
+    notebooks = []
+    sanitizers = Autograde(coursedir=coursedir, config=config).sanitize_preprocessors
+    for notebook in sorted(folder.glob("*.ipynb")):
+        nb = nbformat.read(str(notebook), as_version=4)
+        resources = {"nbgrader": {"notebook": notebook.stem, "assignment": assignment,
+                                  "student": student, "db_url": coursedir.db_url},
+                     "metadata": {"path": str(folder)}}
+        for preprocessor in sanitizers:
+            nb, resources = preprocessor(config=config).preprocess(nb, resources)
+        notebooks.append({"name": notebook.name, "nb": nbformat.writes(nb),
+                          "key": verdicts.notebook_key(nb, assignment, student, settings.grader_dir)})
+    traits = {name: getattr(step, name) for name in
+              ("cell_timeout", "submission_timeout", "memory_mb", "call_timeout", "grader_timeout",
+               "allow_unsandboxed", "sandbox_data_dir")}
+    return jobs.GradingJob(assignment=assignment, student=student, notebooks=notebooks, files=files,
+                           step=traits, limits=dict(settings.limits), gpu=settings.gpu, notes=notes)
+
+
+class NotGradedRecords:
+    """Submissions that could not be graded, kept until they are: ``.nndl/not-graded/<assignment>/``."""
+
+    def __init__(self, root, assignment):
+        self.folder = pathlib.Path(root) / ".nndl" / "not-graded" / str(assignment)
+
+    def put(self, student, reason):
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / f"{student}.json"
+        partial = path.with_suffix(".partial")
+        partial.write_text(json.dumps({"student": student, "reason": reason, "at": time.time()}))
+        os.replace(partial, path)
+
+    def clear(self, student):
+        (self.folder / f"{student}.json").unlink(missing_ok=True)
+
+    def all(self):
+        """``{student: reason}`` of every submission still not graded."""
+        found = {}
+        for path in sorted(self.folder.glob("*.json")):
             try:
-                job.result()
-            except Exception as error:  # the worker died or broke: grade it here instead
-                intakes[sid][0].append(f"A grading worker failed on this submission ({type(error).__name__}); "
-                                       "it was graded again by the coordinator.")
-            results[sid] = record(sid)
-    return [results[sid] for sid in students]
+                entry = json.loads(path.read_text())
+            except (OSError, json.JSONDecodeError):
+                continue
+            found[entry["student"]] = entry["reason"]
+        return found
 
 
 def _intake(api, assignment, sid, masters, warning):
@@ -174,47 +324,6 @@ def _intake(api, assignment, sid, masters, warning):
     except OSError as error:
         return messages, f"intake could not read the submission: {error}"
     return messages, None
-
-
-def compute_verdicts(root, overrides, assignment, student):
-    """In a worker: sanitise a student's notebooks as nbgrader does and store their verdicts.
-
-    Reads the gradebook (the master's cells) but never writes it: the
-    coordinator records the verdicts afterwards by replaying them.
-    """
-    import tempfile
-
-    import nbformat
-    from nbgrader.converters import Autograde
-
-    from autograder.preprocessors import GradeInSandbox
-
-    config = course.load_config(root, overrides)
-    api = course.nbgrader_api(config)
-    coursedir = api.coursedir
-    folder = pathlib.Path(coursedir.format_path(coursedir.submitted_directory, student, assignment))
-    source = pathlib.Path(coursedir.format_path(coursedir.source_directory, ".", assignment))
-    step = GradeInSandbox(config=config)
-    settings = assignments.settings_for(assignment, step.graders_root)
-    store = verdicts.VerdictStore(step.verdict_store)
-    with tempfile.TemporaryDirectory(prefix="nndl-worker-") as workdir:
-        # What nbgrader's autograde puts beside the notebook: the submission, then the master's files.
-        for src in (folder, source):
-            for path in src.rglob("*"):
-                if path.is_file() and not path.is_symlink() and path.suffix != ".ipynb":
-                    target = pathlib.Path(workdir) / path.relative_to(src)
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    shutil.copyfile(path, target)
-        for notebook in sorted(folder.glob("*.ipynb")):
-            nb = nbformat.read(str(notebook), as_version=4)
-            resources = {"nbgrader": {"notebook": notebook.stem, "assignment": assignment,
-                                      "student": student, "db_url": coursedir.db_url},
-                         "metadata": {"path": workdir}}
-            for preprocessor in Autograde(coursedir=coursedir, config=config).sanitize_preprocessors:
-                nb, resources = preprocessor(config=config).preprocess(nb, resources)
-            key = verdicts.notebook_key(nb, assignment, student, settings.grader_dir)
-            if store.get(key) is None:
-                store.put(key, step.compute_verdict(nb, resources, settings))
 
 
 def _reason(outcome):

@@ -64,8 +64,12 @@ class GradeInSandbox(NbGraderPreprocessor):
                       ", ".join(f"{k}={v:.2f}" for k, v in fractions.items()))
         return nb, resources
 
-    def compute_verdict(self, nb, resources, settings):
+    def compute_verdict(self, nb, resources, settings, linked=None):
         """Run the sanitised notebook in the sandbox and its hidden graders against it.
+
+        Args:
+            linked: paths beside the notebook to keep out of the sandbox; by
+                default, whatever is a link in the student's submitted folder.
 
         Returns:
             The verdict (`autograder.verdicts.make_verdict`); `nb` holds the run's outputs.
@@ -74,7 +78,8 @@ class GradeInSandbox(NbGraderPreprocessor):
                         memory_mb=self.memory_mb, call_timeout=self.call_timeout)
         limits = Limits.from_mapping({**vars(limits), **settings.limits})
         workdir = resources.get("metadata", {}).get("path") or None
-        linked = self._linked_paths(resources["nbgrader"]["student"], settings.name)
+        if linked is None:
+            linked = self._linked_paths(resources["nbgrader"]["student"], settings.name)
         mode = sandbox.sandbox_mode(self.allow_unsandboxed)
         if mode != "bubblewrap":
             self.log.warning("GRADING WITHOUT THE SANDBOX: %s", sandbox.bubblewrap_problem())

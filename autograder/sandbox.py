@@ -36,6 +36,14 @@ def network_isolation_available():
         return False
 
 
+def gpu_devices():
+    """The GPUs this machine lets us hand out: CUDA_VISIBLE_DEVICES if set, else the NVIDIA devices."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return [d for d in visible.split(",") if d.strip()]
+    return sorted(p.name[len("nvidia"):] for p in pathlib.Path("/dev").glob("nvidia[0-9]*"))
+
+
 def student_environment(home, *, gpu=False, extra=None):
     """The environment the student kernel starts with: nothing from ours.
 
@@ -60,6 +68,9 @@ def student_environment(home, *, gpu=False, extra=None):
             env[name] = os.environ[name]
     if not gpu:
         env["CUDA_VISIBLE_DEVICES"] = ""
+    elif "CUDA_VISIBLE_DEVICES" in os.environ:
+        # The device a worker was given (by Ray, or by the local pool) is the kernel's only one.
+        env["CUDA_VISIBLE_DEVICES"] = os.environ["CUDA_VISIBLE_DEVICES"]
     env.update(extra or {})
     return env
 

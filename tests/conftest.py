@@ -61,3 +61,37 @@ def _submit(course_root, assignment, student, notebook_name, content):
     path = folder / notebook_name
     path.write_text(content) if isinstance(content, str) else path.write_bytes(content)
     return path
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A throwaway PostgreSQL server (tests/postgres_server.py), or skip saying what is missing.
+
+    ``create_database(name)`` on it gives an empty database's SQLAlchemy URL.
+    """
+    pytest.importorskip("psycopg2", reason="no PostgreSQL driver: pip install psycopg2-binary "
+                                           "(the kit's dev extra has it)")
+    import postgres_server
+
+    try:
+        server = postgres_server.Server().start()
+    except postgres_server.Unavailable as error:
+        pytest.skip(f"no PostgreSQL server: {error}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """A real local Ray cluster for the session: 2 CPUs and one declared (fake) GPU.
+
+    Yields its address; the kit's Ray pool in this process uses the
+    connection, and `nndl autograde --ray ADDRESS` in a subprocess joins it.
+    """
+    ray = pytest.importorskip("ray", reason="Ray is not installed: pip install -e '.[ray]' (scripts/setup does)")
+    ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, object_store_memory=256 * 2**20,
+             log_to_driver=False, logging_level="WARNING")
+    try:
+        yield ray.get_runtime_context().gcs_address
+    finally:
+        ray.shutdown()

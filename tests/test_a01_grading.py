@@ -1,8 +1,10 @@
-"""a01 (perceptrons and XOR) graded end to end: the solution, the release, flawed and broken files.
+"""a01 (perceptrons and XOR) graded end to end: the solution, the release, flawed, broken and hostile files.
 
 Each sample's expected score per grade cell is worked out from the graders in
 ``autograder/a01_perceptrons_xor/samples.py`` (and `autograder.samples` for the
-broken files), not copied from a run.
+broken files), not copied from a run. The batch is graded twice, by local
+worker processes and by tasks on a real local Ray cluster, and every check
+below runs on both; the two gradebooks and feedback notebooks must be identical.
 """
 
 import os
@@ -10,6 +12,9 @@ import pathlib
 import shutil
 import subprocess
 import sys
+
+import copy
+import json
 
 import nbformat
 import pytest
@@ -30,15 +35,92 @@ def make_course(folder):
     return folder
 
 
-@pytest.fixture(scope="module")
-def graded_batch(tmp_path_factory):
-    """Every a01 sample submitted and graded in one batch."""
+HOSTILE_CELLS = {
+    # Disarm the checks, as in-kernel autograders are disarmed: the graders run elsewhere.
+    "patches-checks": ("import builtins, numpy, numpy.testing\n"
+                       "numpy.testing.assert_allclose = lambda *a, **k: None\n"
+                       "numpy.testing.assert_array_equal = lambda *a, **k: None\n"
+                       "numpy.allclose = lambda *a, **k: True\n"
+                       "builtins.AssertionError = type('Never', (Exception,), {})"),
+    # Reach for the graders and the gradebook, then take the kernel's parent down.
+    "reaches-out": ("import glob, os\n"
+                    "found = glob.glob('/*/*/autograder/*/test_*.py') + glob.glob('/*/autograder/*/test_*.py')\n"
+                    "for target in ('../../../gradebook.db', '/tmp/nndl-owned', os.path.expanduser('~/../x')):\n"
+                    "    try:\n"
+                    "        open(target, 'w').write('owned')\n"
+                    "    except OSError:\n"
+                    "        pass\n"
+                    "os.kill(os.getppid(), 9)"),
+}
+
+
+def hostile_samples(batch):
+    """A flawed and a right submission, each with a hostile cell at the end: they earn what their answers earn."""
+    by_name = {s.student: s for s in batch}
+    flawed = next(s for s in batch if s.student.endswith("or-as-and"))
+    made = []
+    for (kind, source), base in zip(HOSTILE_CELLS.items(), (flawed, by_name["s01-solution"])):
+        nb = json.loads(base.content)
+        nb["cells"].append(nbformat.v4.new_code_cell(source))
+        made.append(samples.Sample(f"h-{kind}", f"{base.description}, with a hostile last cell ({kind})",
+                                   json.dumps(nb), copy.deepcopy(base.expected)))
+    return made
+
+
+def _graded(tmp_path_factory, **pool):
     root = make_course(tmp_path_factory.mktemp("a01") / "course")
     notebook, batch = samples.assignment_samples(KIT, A01)
+    batch = batch + hostile_samples(batch)
     samples.write_submissions(root, A01, batch, notebook)
-    results = grade.autograde(root, A01)
+    results = grade.autograde(root, A01, **pool)
     _, rows = gradebook.cell_scores(f"sqlite:///{root}/gradebook.db", A01)
     return root, batch, {r.student: r for r in results}, {row["student"]: row for row in rows}
+
+
+@pytest.fixture(scope="module")
+def graded_locally(tmp_path_factory):
+    """Every a01 sample submitted and graded in one batch by two local worker processes."""
+    return _graded(tmp_path_factory, workers=2)
+
+
+@pytest.fixture(scope="module")
+def graded_on_ray(tmp_path_factory, ray_cluster):
+    """The same batch graded as tasks on the local Ray cluster."""
+    return _graded(tmp_path_factory, ray_address=ray_cluster)
+
+
+@pytest.fixture(scope="module", params=["graded_locally", "graded_on_ray"])
+def graded_batch(request):
+    """The graded batch, from each pool in turn."""
+    return request.getfixturevalue(request.param)
+
+
+def test_local_workers_and_ray_record_identical_grades(graded_locally, graded_on_ray):
+    """Same batch, two pools: the same gradebook rows and the same feedback in every notebook?"""
+    local_root, batch, local_results, local_rows = graded_locally
+    ray_root, _, ray_results, ray_rows = graded_on_ray
+    assert local_rows == ray_rows
+    assert {s: r.graded for s, r in local_results.items()} == {s: r.graded for s, r in ray_results.items()}
+    for sample in batch:
+        path = pathlib.Path("autograded", sample.student, A01, "perceptrons_xor.ipynb")
+        assert _feedback(local_root / path) == _feedback(ray_root / path), sample.student
+
+
+def _feedback(path):
+    """What a student reads in a graded notebook: each cell's source and its text outputs (not timings)."""
+    nb = nbformat.read(str(path), as_version=4)
+    return [(c.source, [o.get("evalue") or (o.get("text") if o.get("name") != "stderr" else None)
+                        or o.get("data", {}).get("text/plain") for o in c.get("outputs", [])
+                        if c.metadata.get("nbgrader", {}).get("grade")])
+            for c in nb.cells]
+
+
+def test_hostile_cells_changed_nothing_outside(graded_batch):
+    """After the hostile cells ran: no file written outside the sandbox, the gradebook still readable?"""
+    root, _, results, rows = graded_batch
+    assert not pathlib.Path("/tmp/nndl-owned").exists()
+    assert (root / "gradebook.db").read_bytes()[:16] == b"SQLite format 3\x00"
+    assert results["h-reaches-out"].graded
 
 
 def test_samples_cover_what_the_issue_asks():
@@ -62,7 +144,7 @@ def test_every_submission_was_graded(graded_batch):
     assert sorted(rows) == sorted(results)
 
 
-@pytest.mark.parametrize("index", range(len(samples.assignment_samples(KIT, A01)[1])))
+@pytest.mark.parametrize("index", range(len(samples.assignment_samples(KIT, A01)[1]) + len(HOSTILE_CELLS)))
 def test_sample_earns_exactly_its_expected_score(graded_batch, index):
     """Does this sample earn exactly the points worked out for each grade cell?"""
     _, batch, _, rows = graded_batch
@@ -89,9 +171,9 @@ def test_manual_question_is_left_for_formgrader(graded_batch):
     assert rows["s02-untouched-release"]["scores"]["sigmoid_question"] == 0
 
 
-def test_nbgrader_autograde_agrees(graded_batch, tmp_path):
+def test_nbgrader_autograde_agrees(graded_locally, tmp_path):
     """Does plain `nbgrader autograde` record the same grades for readable submissions?"""
-    root, batch, _, rows = graded_batch
+    root, batch, _, rows = graded_locally
     other = make_course(tmp_path / "course")
     chosen = [s for s in batch if s.student in ("s01-solution", "s03-or-as-and", "s08-xor-mlp-computes-or")]
     notebook = "perceptrons_xor.ipynb"

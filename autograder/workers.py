@@ -1,0 +1,314 @@
+"""Where grading jobs run: worker processes on this machine, or tasks on a Ray cluster.
+
+Both pools take `autograder.jobs.GradingJob` objects and hand back, one at a
+time as they finish, either a `JobResult` or a `WorkerLost` saying why no
+result came: the worker raised, died, was lost with its Ray node, or ran past
+its deadline (then it is killed). They never retry on their own; the
+coordinator decides (`autograder.grade`), so both pools fail alike.
+
+A job's deadline counts from when a worker takes it: the local pool hands a
+job to an idle worker only, and the Ray pool keeps no more tasks in flight
+than the cluster has room for.
+"""
+
+import collections
+import dataclasses
+import multiprocessing
+import multiprocessing.connection
+import os
+import time
+import traceback
+
+from autograder import jobs, sandbox
+
+
+@dataclasses.dataclass
+class WorkerLost:
+    """Why a job brought back no result."""
+
+    reason: str
+
+
+class LocalPool:
+    """`workers` processes on this machine, each grading one job at a time.
+
+    A worker that dies or runs past its job's deadline is killed with
+    everything it started (kernels, grader processes) and replaced by a fresh
+    one for the next job.
+
+    Args:
+        workers: processes at once.
+        graders: the assignment's grader folder as data (`jobs.grader_files`).
+        gpu_devices: for a GPU assignment, the devices to share out; worker i
+            sees only ``gpu_devices[i % len(gpu_devices)]``.
+    """
+
+    kind = "local"
+
+    def __init__(self, workers, graders, *, gpu_devices=()):
+        self.size = max(1, int(workers))
+        self.graders = graders
+        self.gpu_devices = list(gpu_devices)
+        self._context = multiprocessing.get_context("spawn")
+        self._slots = [None] * self.size  # (process, connection) per slot
+        self._busy = {}  # slot -> (job_id, deadline, timeout)
+        self._pending = collections.deque()
+        # Start every worker now: each imports the grading machinery while the coordinator prepares jobs.
+        for slot in range(self.size):
+            self._slots[slot] = self._start(slot)
+
+    def submit(self, job_id, job, timeout):
+        """Queue a job; it starts at once if a worker is free."""
+        self._pending.append((job_id, job, timeout))
+        self._dispatch()
+
+    def next_result(self):
+        """Wait for the next finished job: ``(job_id, JobResult or WorkerLost)``, or None when idle."""
+        while True:
+            self._dispatch()
+            if not self._busy:
+                return None
+            now = time.monotonic()
+            for slot, (job_id, deadline, timeout) in list(self._busy.items()):
+                if now >= deadline:
+                    self._retire(slot)
+                    return job_id, WorkerLost(f"the worker did not finish within its {timeout:.0f} s "
+                                              "and was stopped")
+            waits = {}
+            for slot in self._busy:
+                process, connection = self._slots[slot]
+                waits[connection] = slot
+                waits[process.sentinel] = slot
+            timeout = max(0.0, min(deadline for _, deadline, _ in self._busy.values()) - now)
+            ready = multiprocessing.connection.wait(list(waits), timeout=min(timeout, 5.0))
+            for handle in ready:
+                slot = waits[handle]
+                if slot not in self._busy:
+                    continue
+                job_id = self._busy[slot][0]
+                process, connection = self._slots[slot]
+                message = None
+                if connection.poll():
+                    try:
+                        message = connection.recv()
+                    except (EOFError, OSError):
+                        message = None
+                if message is None:
+                    process.join(timeout=1)
+                    code = process.exitcode
+                    self._retire(slot)
+                    how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+                    return job_id, WorkerLost(f"the worker process died ({how})")
+                del self._busy[slot]
+                status, payload = message
+                if status == "ok":
+                    return job_id, payload
+                return job_id, WorkerLost(f"the worker failed: {payload}")
+
+    def _dispatch(self):
+        for slot in range(self.size):
+            if not self._pending:
+                return
+            if slot in self._busy:
+                continue
+            job_id, job, timeout = self._pending.popleft()
+            if self._slots[slot] is None or not self._slots[slot][0].is_alive():
+                self._slots[slot] = self._start(slot)
+            try:
+                self._slots[slot][1].send(job)
+            except (BrokenPipeError, OSError):
+                self._retire(slot)
+                self._slots[slot] = self._start(slot)
+                self._slots[slot][1].send(job)
+            self._busy[slot] = (job_id, time.monotonic() + timeout, timeout)
+
+    def _start(self, slot):
+        ours, theirs = self._context.Pipe(duplex=True)
+        env = {}
+        if self.gpu_devices:
+            env["CUDA_VISIBLE_DEVICES"] = str(self.gpu_devices[slot % len(self.gpu_devices)])
+        process = self._context.Process(target=_worker_main, args=(theirs, self.graders, env),
+                                        name=f"nndl-worker-{slot}", daemon=True)
+        process.start()
+        theirs.close()
+        return process, ours
+
+    def _retire(self, slot):
+        """Kill a worker slot's process and all it started; the slot restarts on its next job."""
+        self._busy.pop(slot, None)
+        if self._slots[slot] is None:
+            return
+        process, connection = self._slots[slot]
+        if process.pid is not None:
+            sandbox.kill_tree(process.pid)
+        process.join(timeout=5)
+        connection.close()
+        self._slots[slot] = None
+
+    def close(self):
+        """Stop every worker, with all it started; an idle one has nothing left to lose."""
+        for slot in range(self.size):
+            self._retire(slot)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _worker_main(connection, graders, env):
+    """A local worker's loop: take a job, grade it, send back the result."""
+    os.environ.update(env)
+    import autograder.preprocessors  # noqa: F401  (the grading machinery, imported before the first job)
+
+    while True:
+        try:
+            job = connection.recv()
+        except (EOFError, OSError):
+            return
+        if job is None:
+            return
+        try:
+            reply = ("ok", jobs.run_job(job, graders))
+        except BaseException as error:  # the coordinator decides what a failed job costs
+            reply = ("error", _describe(error))
+        try:
+            connection.send(reply)
+        except (BrokenPipeError, OSError):
+            return
+
+
+def _describe(error):
+    """One line naming an exception and where it came from, for the coordinator's record."""
+    frames = traceback.extract_tb(error.__traceback__)
+    where = f" (at {os.path.basename(frames[-1].filename)}:{frames[-1].lineno})" if frames else ""
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}{where}"[:1000]
+
+
+class RayPool:
+    """Jobs as tasks on a Ray cluster (`ray.remote`), one task per submission.
+
+    The graders go into the cluster's object store once; each task gets the
+    job as its argument and returns the `JobResult`. A GPU assignment's tasks
+    ask for ``num_gpus`` so that Ray gives each its own device; the others ask
+    for none and never hold one.
+
+    Args:
+        address: a Ray cluster's address, or ``"auto"`` for the one this
+            machine belongs to; ignored when this process is already connected.
+        graders: the assignment's grader folder as data.
+        cpus, gpus, memory_mb: what one task asks of the cluster.
+    """
+
+    kind = "ray"
+
+    def __init__(self, address, graders, *, cpus=1, gpus=0, memory_mb=0):
+        try:
+            import ray
+        except ImportError:
+            raise RayUnavailable("Ray is not installed here: pip install 'nndl-course-kit[ray]' "
+                                 "(scripts/setup installs it).") from None
+        self._ray = ray
+        self._owns_connection = False
+        if not ray.is_initialized():
+            try:
+                ray.init(address=address, logging_level="WARNING", log_to_driver=False,
+                         configure_logging=True, include_dashboard=False)
+            except (ConnectionError, RuntimeError, ValueError) as error:
+                raise RayUnavailable(f"Could not connect to the Ray cluster at {address!r}: {error}. "
+                                     "Start one (ray start --head) or pass its address.") from None
+            self._owns_connection = True
+        self.address = address
+        self.options = {"num_cpus": cpus, "num_gpus": gpus, "max_retries": 0}
+        if memory_mb:
+            self.options["memory"] = int(memory_mb) * 2**20
+        self.size = self._capacity()
+        self._task = ray.remote(_ray_task)
+        self._graders = ray.put(graders)
+        self._pending = collections.deque()
+        self._in_flight = {}  # ObjectRef -> (job_id, deadline, timeout)
+
+    def _capacity(self):
+        """How many tasks the cluster can run at once with these options."""
+        total = self._ray.cluster_resources()
+        room = []
+        for name, asked in (("CPU", self.options["num_cpus"]), ("GPU", self.options["num_gpus"]),
+                            ("memory", self.options.get("memory", 0))):
+            if asked:
+                have = total.get(name, 0)
+                if have < asked:
+                    raise RayUnavailable(
+                        f"The Ray cluster has {have:g} {name} in all, and one grading task of this "
+                        f"assignment needs {asked:g}. Add workers with {name} to the cluster, or change "
+                        "[resources] in the assignment's assignment.toml.")
+                room.append(int(have // asked))
+        return max(1, min(room) if room else 1)
+
+    def submit(self, job_id, job, timeout):
+        """Queue a job; it becomes a task at once if the cluster has room."""
+        self._pending.append((job_id, job, timeout))
+        self._dispatch()
+
+    def _dispatch(self):
+        while self._pending and len(self._in_flight) < self.size:
+            job_id, job, timeout = self._pending.popleft()
+            ref = self._task.options(**self.options).remote(job, self._graders)
+            self._in_flight[ref] = (job_id, time.monotonic() + timeout, timeout)
+
+    def next_result(self):
+        """Wait for the next finished task: ``(job_id, JobResult or WorkerLost)``, or None when idle."""
+        ray = self._ray
+        while True:
+            self._dispatch()
+            if not self._in_flight:
+                return None
+            now = time.monotonic()
+            for ref, (job_id, deadline, timeout) in list(self._in_flight.items()):
+                if now >= deadline:
+                    del self._in_flight[ref]
+                    ray.cancel(ref, force=True)
+                    return job_id, WorkerLost(f"the Ray task did not finish within its {timeout:.0f} s "
+                                              "and was cancelled")
+            wait = min(deadline for _, deadline, _ in self._in_flight.values()) - now
+            ready, _ = ray.wait(list(self._in_flight), num_returns=1, timeout=max(0.1, min(wait, 5.0)))
+            if not ready:
+                continue
+            ref = ready[0]
+            job_id, _, _ = self._in_flight.pop(ref)
+            try:
+                return job_id, ray.get(ref)
+            except ray.exceptions.RayTaskError as error:
+                return job_id, WorkerLost(f"the worker failed: {_describe(error.cause or error)}")
+            except ray.exceptions.RayError as error:
+                return job_id, WorkerLost(f"the Ray worker was lost ({type(error).__name__}: "
+                                          f"{str(error).strip().splitlines()[0] if str(error).strip() else ''})"[:500])
+
+    def close(self):
+        """Cancel what is still running; disconnect if this pool connected."""
+        for ref in list(self._in_flight):
+            self._ray.cancel(ref, force=True)
+        self._in_flight.clear()
+        if self._owns_connection:
+            self._ray.shutdown()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class RayUnavailable(RuntimeError):
+    """Ray is missing, or its cluster cannot be reached or cannot run the jobs."""
+
+
+def _ray_task(job, graders):
+    """A Ray task: grade one job on whichever node Ray chose."""
+    import ray
+
+    result = jobs.run_job(job, graders)
+    result.worker["ray_node"] = ray.get_runtime_context().get_node_id()
+    result.worker["gpus"] = [str(g) for g in ray.get_gpu_ids()]
+    return result

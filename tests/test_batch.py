@@ -1,0 +1,297 @@
+"""Batch grading on worker pools: lost and hung workers, Ray, GPU scheduling, progress and report.
+
+Faults are real: a grader of the test course carries out the fault a
+submission asks for from the grader's side (the grader process is a child of
+the worker), so a worker really dies with SIGKILL or really stops, as one
+does when the OOM killer or a broken node takes it.
+"""
+
+import io
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import nbformat
+import pytest
+
+from autograder import grade, gradebook, report
+
+pytestmark = pytest.mark.slow
+
+FAULT_GRADER = '''
+"""Test-only grader: carries out the worker fault a submission asks for (WORKER_FAULT)."""
+import os
+import pathlib
+import signal
+
+import pytest
+
+
+@pytest.mark.grade_cell("add")
+def test_worker_fault(student):
+    try:
+        action, marker = student.value("WORKER_FAULT")
+    except Exception:
+        return  # no fault asked for
+    marker = pathlib.Path(marker)
+    count = int(marker.read_text()) if marker.exists() else 0
+    marker.write_text(str(count + 1))
+    if action == "kill-always" or (action == "kill-once" and count == 0):
+        os.kill(os.getppid(), signal.SIGKILL)
+    elif action == "hang-always":
+        os.kill(os.getppid(), signal.SIGSTOP)
+'''
+
+
+def notebook_with(toy_course, extra_source=None, **replace):
+    """The toy solution, some answer cells replaced, and an extra code cell at the end."""
+    nb = nbformat.read(str(toy_course / "solutions" / "toy" / "toy.ipynb"), as_version=4)
+    for cell in nb.cells:
+        if cell.metadata.get("nbgrader", {}).get("grade_id") in replace:
+            cell.source = replace[cell.metadata["nbgrader"]["grade_id"]]
+    if extra_source:
+        nb.cells.append(nbformat.v4.new_code_cell(extra_source))
+    return nbformat.writes(nb)
+
+
+def scores(course_root):
+    _, rows = gradebook.cell_scores(f"sqlite:///{course_root}/gradebook.db", "toy")
+    return {row["student"]: {k: v for k, v in row["scores"].items() if k != "explain"} for row in rows}
+
+
+@pytest.fixture
+def fault_course(toy_course, submit, tmp_path):
+    """The toy course with the fault grader, an honest submission and one per fault."""
+    (toy_course / "graders" / "toy" / "test_worker_fault.py").write_text(FAULT_GRADER)
+
+    def fault(action, student):
+        marker = tmp_path / f"{student}.count"
+        submit(toy_course, "toy", student, "toy.ipynb",
+               notebook_with(toy_course, f"WORKER_FAULT = ({action!r}, {str(marker)!r})"))
+        return marker
+
+    submit(toy_course, "toy", "a-honest", "toy.ipynb", notebook_with(toy_course))
+    return toy_course, fault
+
+
+FULL = {"add": 2.0, "scale": 3.0}
+
+
+def test_worker_killed_once_costs_a_retry(fault_course):
+    """A worker killed mid-job: is the submission tried again, graded, and told why?"""
+    course, fault = fault_course
+    marker = fault("kill-once", "b-dies-once")
+    results = {r.student: r for r in grade.autograde(course, "toy", workers=2)}
+    assert marker.read_text() == "2", "the fault grader should have run twice: killed, then retried"
+    assert results["b-dies-once"].graded and results["b-dies-once"].attempts == 2
+    assert any("worker process died (killed by signal 9)" in m for m in results["b-dies-once"].messages)
+    assert results["a-honest"].attempts == 1
+    assert scores(course) == {"a-honest": FULL, "b-dies-once": FULL}
+
+
+def test_worker_that_always_dies_is_recorded_not_graded(fault_course, capsys):
+    """Killed on every attempt: is it 'could not be graded' with the reason, the batch and old grades kept?"""
+    course, fault = fault_course
+    grade.autograde(course, "toy", workers=1)  # a-honest graded and recorded first
+    before = scores(course)
+    marker = fault("kill-always", "c-dies-always")
+    results = {r.student: r for r in grade.autograde(course, "toy", workers=2, retries=1)}
+    failed = results["c-dies-always"]
+    assert not failed.graded and failed.attempts == 2 and marker.read_text() == "2"
+    assert "could not be graded after 2 attempts" in failed.error
+    assert "killed by signal 9" in failed.error
+    assert "nndl autograde toy --student c-dies-always" in failed.error
+    assert results["a-honest"].graded
+    assert scores(course) == before, "the gradebook changed for a submission that was not graded"
+    from autograder import cli
+
+    assert cli.main(["--course", str(course), "gradebook", "toy"]) == 0
+    shown = capsys.readouterr().out
+    assert "Not graded: c-dies-always: could not be graded after 2 attempts" in shown
+
+
+def test_hung_worker_is_stopped_at_its_deadline(fault_course):
+    """A worker that stops answering: is it killed at the job's deadline and the batch finished?"""
+    course, fault = fault_course
+    fault("hang-always", "d-hangs")
+    started = time.monotonic()
+    results = {r.student: r for r in grade.autograde(course, "toy", workers=2, retries=0, job_timeout=25)}
+    assert time.monotonic() - started < 120
+    hung = results["d-hangs"]
+    assert not hung.graded and "did not finish within its 25 s" in hung.error
+    assert results["a-honest"].graded
+    assert scores(course) == {"a-honest": FULL}
+    import psutil
+
+    stopped = [p.pid for p in psutil.process_iter(["status", "cmdline"])
+               if p.info["status"] == psutil.STATUS_STOPPED and "multiprocessing" in " ".join(p.info["cmdline"] or [])]
+    assert stopped == [], "the stopped worker was left behind"
+
+
+# ---------------------------------------------------------------- Ray
+
+
+WRONG_ADD = "def add(a, b):\n    return a - b"
+HALF_SCALE = "def scale(x, k):\n    return np.asarray(x).ravel() * k"
+
+
+@pytest.fixture
+def mixed_batch(toy_course, submit):
+    """Right, unanswered, partly wrong, broken and hostile toy submissions."""
+    submit(toy_course, "toy", "a-right", "toy.ipynb", notebook_with(toy_course))
+    submit(toy_course, "toy", "b-release", "toy.ipynb", (toy_course / "release/toy/toy.ipynb").read_text())
+    submit(toy_course, "toy", "c-wrong-add", "toy.ipynb", notebook_with(toy_course, add_answer=WRONG_ADD))
+    submit(toy_course, "toy", "d-not-json", "toy.ipynb", "{ this is not a notebook")
+    submit(toy_course, "toy", "e-half-scale", "toy.ipynb", notebook_with(toy_course, scale_answer=HALF_SCALE))
+    submit(toy_course, "toy", "f-patches-numpy", "toy.ipynb", notebook_with(
+        toy_course, "import numpy, numpy.testing\nnumpy.allclose = lambda *a, **k: True\n"
+        "numpy.testing.assert_allclose = lambda *a, **k: None", add_answer=WRONG_ADD))
+    submit(toy_course, "toy", "g-exits", "toy.ipynb", notebook_with(toy_course, "import os\nos._exit(0)"))
+    return toy_course
+
+
+MIXED_EXPECTED = {
+    "a-right": FULL,
+    "b-release": {"add": 0.0, "scale": 0.0},
+    "c-wrong-add": {"add": 0.0, "scale": 3.0},
+    "d-not-json": {"add": 0.0, "scale": 0.0},
+    "e-half-scale": {"add": 2.0, "scale": 2.0},
+    "f-patches-numpy": {"add": 0.0, "scale": 3.0},  # its patches live in its own kernel only
+    "g-exits": FULL,  # the dying last cell is skipped; the answers before it stand
+}
+
+
+def test_ray_and_local_pool_grade_alike(mixed_batch, ray_cluster, tmp_path):
+    """Does a Ray cluster record exactly the grades that local workers record, for every kind of submission?"""
+    on_ray = tmp_path / "on-ray"
+    shutil.copytree(mixed_batch, on_ray)
+    local = grade.autograde(mixed_batch, "toy", workers=2)
+    remote = grade.autograde(on_ray, "toy", ray_address=ray_cluster)
+    assert scores(mixed_batch) == scores(on_ray) == MIXED_EXPECTED
+    assert [(r.student, r.graded) for r in local] == [(r.student, r.graded) for r in remote]
+    ran = [r for r in remote if r.attempts]
+    assert ran and all(r.worker.get("ray_node") for r in ran)
+    assert all(r.worker["gpus"] == [] for r in ran), "a CPU-only assignment's task held a GPU"
+    for student in MIXED_EXPECTED:
+        ours = (mixed_batch / "autograded" / student / "toy" / "toy.ipynb").read_text()
+        theirs = (on_ray / "autograded" / student / "toy" / "toy.ipynb").read_text()
+        assert _feedback(ours) == _feedback(theirs), student
+
+
+def _feedback(text):
+    """What a student reads in a graded notebook: each cell's source and its text outputs."""
+    nb = nbformat.reads(text, as_version=4)
+    return [(c.source, [o.get("text") or o.get("data", {}).get("text/plain") or o.get("evalue")
+                        for o in c.get("outputs", [])]) for c in nb.cells]
+
+
+def test_gpu_assignment_tasks_each_hold_a_gpu(toy_course, submit, ray_cluster):
+    """A GPU assignment on Ray: is every task scheduled with num_gpus and given its device?"""
+    toml = toy_course / "graders" / "toy" / "assignment.toml"
+    toml.write_text(toml.read_text() + "\n[resources]\ngpu = true\n")
+    for student in ("a", "b"):
+        submit(toy_course, "toy", student, "toy.ipynb", notebook_with(toy_course))
+    results = grade.autograde(toy_course, "toy", ray_address=ray_cluster)
+    assert all(r.graded for r in results)
+    assert [r.worker["gpus"] for r in results] == [["0"], ["0"]]
+    assert scores(toy_course) == {"a": FULL, "b": FULL}
+
+
+def test_ray_cluster_without_the_resources_says_so(toy_course, submit, ray_cluster):
+    """An assignment asking more GPUs than the cluster has: a clear error, not a batch that never ends."""
+    from autograder import course
+
+    (toy_course / "graders" / "toy" / "assignment.toml").write_text("[resources]\ncpus = 64\n")
+    submit(toy_course, "toy", "a", "toy.ipynb", notebook_with(toy_course))
+    with pytest.raises(course.CourseError, match="has 2 CPU in all, and one grading task of this assignment needs 64"):
+        grade.autograde(toy_course, "toy", ray_address=ray_cluster)
+
+
+def test_lost_ray_worker_costs_a_retry(fault_course, ray_cluster):
+    """A Ray worker process killed under its task: is the task retried once and the submission graded?"""
+    course, fault = fault_course
+    marker = fault("kill-once", "b-dies-once")
+    results = {r.student: r for r in grade.autograde(course, "toy", ray_address=ray_cluster)}
+    assert marker.read_text() == "2"
+    lost = results["b-dies-once"]
+    assert lost.graded and lost.attempts == 2
+    assert any("Attempt 1 failed" in m and "Ray" in m for m in lost.messages), lost.messages
+    assert scores(course) == {"a-honest": FULL, "b-dies-once": FULL}
+
+
+@pytest.mark.parametrize("pool", ["--workers=2", "--ray"])
+def test_kill_minus_nine_then_resume(mixed_batch, pool, request):
+    """The coordinator killed with SIGKILL mid-batch, then the same command: the same gradebook as unbroken?"""
+    args = [pool] if pool != "--ray" else ["--ray", request.getfixturevalue("ray_cluster")]
+    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
+    nndl = [os.path.join(os.path.dirname(sys.executable), "nndl"), "autograde", "toy", *args]
+    proc = subprocess.Popen(nndl, cwd=mixed_batch, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    store = mixed_batch / ".nndl" / "verdicts" / "toy"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and len(list(store.rglob("*.json"))) < 2 and proc.poll() is None:
+        time.sleep(0.1)
+    assert proc.poll() is None, "the batch finished before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    stored = len(list(store.rglob("*.json")))
+    assert stored < len(MIXED_EXPECTED) - 1, "killed too late to show anything"
+    done = subprocess.run(nndl, cwd=mixed_batch, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert scores(mixed_batch) == MIXED_EXPECTED
+    assert f"{stored} replayed from verdicts stored by an earlier run" in done.stdout or stored == 0
+
+
+# ---------------------------------------------------------------- progress and report
+
+
+def test_report_and_progress(toy_course, submit, tmp_path):
+    """Plain progress lines, the summary, and a JSON report that says what happened to each submission."""
+    submit(toy_course, "toy", "a-right", "toy.ipynb", notebook_with(toy_course))
+    submit(toy_course, "toy", "b-wrong-add", "toy.ipynb", notebook_with(toy_course, add_answer=WRONG_ADD))
+    submit(toy_course, "toy", "c-not-json", "toy.ipynb", "{ nope")
+    shown = io.StringIO()
+    progress = report.Progress(3, stream=shown, bar=False)
+    path = tmp_path / "report.json"
+    results = grade.autograde(toy_course, "toy", workers=2, progress=progress, report_path=path)
+    lines = shown.getvalue().splitlines()
+    assert sum(1 for line in lines if line.startswith("[")) == 3
+    assert any(line.startswith("[3/3] graded ") for line in lines)
+    assert any("note:" in line and "not valid JSON" in line for line in lines)
+    document = json.loads(path.read_text())
+    assert document["assignment"] == "toy" and document["pool"]["kind"] == "local"
+    assert document["counts"] == {"submissions": 3, "graded": 3, "not_graded": 0, "replayed": 0}
+    by_student = {s["student"]: s for s in document["submissions"]}
+    assert by_student["a-right"]["score"] == 5.0 and by_student["a-right"]["max_score"] == 6.0
+    assert by_student["b-wrong-add"]["score"] == 3.0
+    assert by_student["a-right"]["attempts"] == 1 and by_student["a-right"]["worker"]["peak_rss_mb"] > 0
+    ran = [r.seconds for r in results if r.attempts]
+    assert document["seconds_per_submission"]["worst"] == pytest.approx(max(ran), abs=1e-3)
+    summary = report.summary(results, 12.0)
+    assert summary[0] == "3 graded, 0 could not be graded, in 12 s."
+    assert summary[-1].startswith("Time per submission: median ")
+
+
+def test_progress_bar_on_a_terminal():
+    """On a terminal: one redrawn bar with counts, rate and ETA, and each submission's line above it."""
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    screen = Terminal()
+    progress = report.Progress(4, stream=screen)
+    assert progress.bar or os.environ.get("CI") or os.environ.get("TERM") == "dumb"
+    progress = report.Progress(4, stream=screen, bar=True)
+    progress.started -= 60  # one minute in
+    progress(grade.SubmissionResult("alice", True, 12.5, [], attempts=1))
+    progress(grade.SubmissionResult("bob", False, 3.0, [], "could not be graded after 2 attempts: x", attempts=2))
+    text = screen.getvalue()
+    assert "[1/4] graded alice in 12.5 s" in text
+    assert "[2/4] could not grade bob: could not be graded after 2 attempts: x" in text
+    bar = text.rsplit("\r\033[K", 1)[-1].rsplit("\n", 1)[-1]
+    assert bar.startswith("[###############...............] 2/4, 1 not graded · 2.0/min · ETA 1 min 00 s"), bar
