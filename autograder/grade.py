@@ -193,26 +193,35 @@ def autograde(root=course.KIT_ROOT, assignment=None, *, student=None, config_ove
 
     jobs_to_run, attempts, lost, timeouts = {}, {}, {}, {}
     pool_facts = {"kind": "none"}
+    waiting = [sid for sid in students if not intakes[sid][1]]
+    for sid in students:
+        if intakes[sid][1]:
+            record(sid)
     with contextlib.ExitStack() as cleanup:
         pool = None
-        for sid in students:
-            if intakes[sid][1]:
-                continue
-            job = make_job(api, config, step, settings, sid)
-            intakes[sid][0].extend(job.notes)
-            job.notebooks = [n for n in job.notebooks if store.get(n["key"]) is None]
-            if not job.notebooks:
-                continue
-            if pool is None:  # started at the first job, so workers warm up while the rest are prepared
-                pool = cleanup.enter_context(_pool(settings, jobs.grader_files(settings.grader_dir),
-                                                   workers, ray_address))
-                pool_facts = {"kind": pool.kind, "size": pool.size, "address": ray_address}
-            jobs_to_run[sid], attempts[sid], lost[sid] = job, 1, []
-            timeouts[sid] = job_timeout or jobs.job_timeout(job)
-            pool.submit(sid, job, timeouts[sid])
-        for sid in students:
-            if sid not in jobs_to_run:  # nothing to run: record now, while the workers work
-                record(sid)
+        in_hand = 0  # jobs submitted and not finished
+
+        def feed():
+            """Prepare jobs until the pool has two per worker in hand; record what needs no run."""
+            nonlocal pool, pool_facts, in_hand
+            while waiting and (pool is None or in_hand < 2 * pool.size):
+                sid = waiting.pop(0)
+                job = make_job(api, config, step, settings, sid)
+                intakes[sid][0].extend(job.notes)
+                job.notebooks = [n for n in job.notebooks if store.get(n["key"]) is None]
+                if not job.notebooks:
+                    record(sid)
+                    continue
+                if pool is None:  # started at the first job, so workers warm up while more are prepared
+                    pool = cleanup.enter_context(_pool(settings, jobs.grader_files(settings.grader_dir),
+                                                       workers, ray_address))
+                    pool_facts = {"kind": pool.kind, "size": pool.size, "address": ray_address}
+                jobs_to_run[sid], attempts[sid], lost[sid] = job, 1, []
+                timeouts[sid] = job_timeout or jobs.job_timeout(job)
+                pool.submit(sid, job, timeouts[sid])
+                in_hand += 1
+
+        feed()
         while pool is not None and (finished := pool.next_result()) is not None:
             sid, outcome = finished
             if isinstance(outcome, workers_module.WorkerLost):
@@ -220,13 +229,16 @@ def autograde(root=course.KIT_ROOT, assignment=None, *, student=None, config_ove
                 if attempts[sid] <= retries:
                     attempts[sid] += 1
                     pool.submit(sid, jobs_to_run[sid], timeouts[sid])
-                else:
-                    could_not_grade(sid, attempts[sid], lost[sid])
-                continue
-            for key, verdict in outcome.verdicts.items():
-                store.put(key, verdict)
-            record(sid, seconds=outcome.worker.get("seconds", 0.0), worker=outcome.worker,
-                   attempts=attempts[sid], lost=lost[sid])
+                    continue
+                could_not_grade(sid, attempts[sid], lost[sid])
+            else:
+                for key, verdict in outcome.verdicts.items():
+                    store.put(key, verdict)
+                record(sid, seconds=outcome.worker.get("seconds", 0.0), worker=outcome.worker,
+                       attempts=attempts[sid], lost=lost[sid])
+            in_hand -= 1
+            jobs_to_run[sid] = None  # its notebooks and files are no longer needed
+            feed()
     ordered = [results[sid] for sid in students]
     report.write_report(report_path or report.default_path(root, assignment), assignment=assignment,
                         results=ordered, started=batch_started, pool=pool_facts,

@@ -17,7 +17,7 @@ from nbgrader.preprocessors import NbGraderPreprocessor
 
 from autograder import assignments, record, sandbox, sandbox_data, verdicts
 from autograder.run import Limits, NotebookRun
-from autograder.score.runner import run_graders
+from autograder.score.runner import start_graders
 
 
 class GradeInSandbox(NbGraderPreprocessor):
@@ -84,12 +84,17 @@ class GradeInSandbox(NbGraderPreprocessor):
         if mode != "bubblewrap":
             self.log.warning("GRADING WITHOUT THE SANDBOX: %s", sandbox.bubblewrap_problem())
         data_dir = self.sandbox_data_dir or sandbox_data.training_only_dir()
-        with NotebookRun(nb, limits, scratch_files=workdir, scratch_exclude=linked, log=self.log,
-                         gpu=settings.gpu, sandbox_mode=mode, data_dir=data_dir) as run:
-            problems = run.execute()
-            report = run_graders(settings.grader_dir, run, timeout=self.grader_timeout)
-            stats = {"execution_seconds": run.execution_seconds, "restarts": run.restarts,
-                     "peak_memory_mb": run.peak_memory_bytes / 2**20}
+        # The grader process starts now and imports its graders while the notebook runs.
+        graders = start_graders(settings.grader_dir)
+        try:
+            with NotebookRun(nb, limits, scratch_files=workdir, scratch_exclude=linked, log=self.log,
+                             gpu=settings.gpu, sandbox_mode=mode, data_dir=data_dir) as run:
+                problems = run.execute()
+                report = graders.serve(run, timeout=self.grader_timeout)
+                stats = {"execution_seconds": run.execution_seconds, "restarts": run.restarts,
+                         "peak_memory_mb": run.peak_memory_bytes / 2**20}
+        finally:
+            graders.close()
         return verdicts.make_verdict(nb, report, problems, stats)
 
     def _linked_paths(self, student, assignment):

@@ -72,6 +72,7 @@ class LocalPool:
             for slot, (job_id, deadline, timeout) in list(self._busy.items()):
                 if now >= deadline:
                     self._retire(slot)
+                    self._dispatch()
                     return job_id, WorkerLost(f"the worker did not finish within its {timeout:.0f} s "
                                               "and was stopped")
             waits = {}
@@ -97,9 +98,11 @@ class LocalPool:
                     process.join(timeout=1)
                     code = process.exitcode
                     self._retire(slot)
+                    self._dispatch()
                     how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
                     return job_id, WorkerLost(f"the worker process died ({how})")
                 del self._busy[slot]
+                self._dispatch()  # the freed worker starts its next job before this one is recorded
                 status, payload = message
                 if status == "ok":
                     return job_id, payload
@@ -217,8 +220,14 @@ class RayPool:
                 ray.init(address=address, logging_level="WARNING", log_to_driver=False,
                          configure_logging=True, include_dashboard=False)
             except (ConnectionError, RuntimeError, ValueError) as error:
+                hint = ""
+                if address != "auto" and not os.environ.get("RAY_AUTH_MODE"):
+                    hint = (" Ray clusters started with token authentication (the default of recent Ray) "
+                            "accept a driver that joins by address only with RAY_AUTH_MODE=token set "
+                            "and the cluster's token in ~/.ray/auth_token; --ray auto needs neither on "
+                            "the head node.")
                 raise RayUnavailable(f"Could not connect to the Ray cluster at {address!r}: {error}. "
-                                     "Start one (ray start --head) or pass its address.") from None
+                                     f"Start one (ray start --head) or pass its address.{hint}") from None
             self._owns_connection = True
         self.address = address
         self.options = {"num_cpus": cpus, "num_gpus": gpus, "max_retries": 0}
@@ -269,6 +278,7 @@ class RayPool:
                 if now >= deadline:
                     del self._in_flight[ref]
                     ray.cancel(ref, force=True)
+                    self._dispatch()
                     return job_id, WorkerLost(f"the Ray task did not finish within its {timeout:.0f} s "
                                               "and was cancelled")
             wait = min(deadline for _, deadline, _ in self._in_flight.values()) - now
@@ -277,6 +287,7 @@ class RayPool:
                 continue
             ref = ready[0]
             job_id, _, _ = self._in_flight.pop(ref)
+            self._dispatch()  # the freed slot takes its next job before this one is recorded
             try:
                 return job_id, ray.get(ref)
             except ray.exceptions.RayTaskError as error:

@@ -533,7 +533,9 @@ def format_report(report):
         worker = f"{o['worker_s_per_submission']:+.2f}" if o else "-"
         wall = f"{o['wall_s_per_submission']:+.2f}" if o else "-"
         rss = w.get("rss_sampled", {}).get("peak_total_mb")
-        mark = " (earlier run)" if w.get("from_earlier_run") else ""
+        mark = f" (earlier run, {w['from_earlier_run']})" if w.get("from_earlier_run") else ""
+        if w.get("kit_version") and w["kit_version"] != version:
+            mark += " (kit differed: see kit_version)"
         lines.append(f"{name:<10}{w['wall_s']:>9.1f}{w['per_submission_s']:>9.2f}{w.get('slots') or '-':>7}"
                      f"{worker:>19}{wall:>17}{(f'{rss:.0f}' if rss else '-'):>14}{w['foreign_cpu_s']:>14.1f}{mark}")
         if w["foreign_cpu_s"] > FOREIGN_CPU_WARN * w["wall_s"]:

@@ -70,39 +70,69 @@ def grader_command(grader_dir):
 
 
 def run_graders(grader_dir, notebook_run, *, timeout=600, env=None):
-    """Run the hidden graders against a live `NotebookRun`.
+    """Run the hidden graders against a live `NotebookRun` (`start_graders`, then `serve`)."""
+    graders = start_graders(grader_dir, env=env)
+    try:
+        return graders.serve(notebook_run, timeout=timeout)
+    finally:
+        graders.close()
+
+
+def start_graders(grader_dir, *, env=None):
+    """Start an assignment's grader process now; it serves a notebook run later.
+
+    Started while the notebook runs, the process imports and collects the
+    graders (numpy, Keras) in parallel with the student's code: its first
+    request waits until `GraderProcess.serve` is called.
 
     Args:
         grader_dir: the assignment's grader folder.
-        notebook_run: an executed `autograder.run.NotebookRun`.
-        timeout: seconds for all graders together.
         env: the trusted environment for the grader process.
-
-    Returns:
-        A `GraderReport`.
-
-    Raises:
-        GraderSetupError: pytest could not collect or run the graders.
     """
-    to_coordinator_r, to_coordinator_w = os.pipe()
-    to_grader_r, to_grader_w = os.pipe()
-    child_env = dict(env if env is not None else os.environ)
-    child_env[BRIDGE_ENV] = f"{to_grader_r},{to_coordinator_w}"
-    child_env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
-    child_env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    workdir = tempfile.mkdtemp(prefix="nndl-graders-")
-    log_path = os.path.join(workdir, "pytest.log")
-    with open(log_path, "w") as log_file:
-        proc = subprocess.Popen(
-            grader_command(grader_dir), cwd=workdir, env=child_env,
-            stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
-            pass_fds=(to_grader_r, to_coordinator_w), start_new_session=True)
-    os.close(to_grader_r)
-    os.close(to_coordinator_w)
-    results = None
-    timed_out = False
-    deadline = time.monotonic() + timeout
-    with os.fdopen(to_coordinator_r, "rb") as requests, os.fdopen(to_grader_w, "wb") as answers:
+    return GraderProcess(grader_dir, env)
+
+
+class GraderProcess:
+    """One run of an assignment's hidden graders, in its own isolated process."""
+
+    def __init__(self, grader_dir, env=None):
+        self.grader_dir = grader_dir
+        to_coordinator_r, to_coordinator_w = os.pipe()
+        to_grader_r, to_grader_w = os.pipe()
+        child_env = dict(env if env is not None else os.environ)
+        child_env[BRIDGE_ENV] = f"{to_grader_r},{to_coordinator_w}"
+        child_env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+        child_env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        self.workdir = tempfile.mkdtemp(prefix="nndl-graders-")
+        self.log_path = os.path.join(self.workdir, "pytest.log")
+        with open(self.log_path, "w") as log_file:
+            self.proc = subprocess.Popen(
+                grader_command(grader_dir), cwd=self.workdir, env=child_env,
+                stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
+                pass_fds=(to_grader_r, to_coordinator_w), start_new_session=True)
+        os.close(to_grader_r)
+        os.close(to_coordinator_w)
+        self._requests = os.fdopen(to_coordinator_r, "rb")
+        self._answers = os.fdopen(to_grader_w, "wb")
+
+    def serve(self, notebook_run, *, timeout=600):
+        """Answer the graders' requests from `notebook_run` until they finish.
+
+        Args:
+            notebook_run: an executed `autograder.run.NotebookRun`.
+            timeout: seconds for all graders together, from now.
+
+        Returns:
+            A `GraderReport`.
+
+        Raises:
+            GraderSetupError: pytest could not collect or run the graders.
+        """
+        proc = self.proc
+        results = None
+        timed_out = False
+        deadline = time.monotonic() + timeout
+        requests, answers = self._requests, self._answers
         buffer = b""
         while True:
             remaining = deadline - time.monotonic()
@@ -130,23 +160,35 @@ def run_graders(grader_dir, notebook_run, *, timeout=600, env=None):
                     answers.flush()
                 except BrokenPipeError:
                     break
-    if timed_out:
-        proc.kill()
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    with open(log_path, errors="replace") as handle:
-        log = handle.read()[-20000:]
-    _remove_tree(workdir)
-    if results is None:
-        raise GraderSetupError(f"the hidden graders in {grader_dir} did not run "
-                               f"(pytest exit code {proc.returncode}):\n{log}")
-    if proc.returncode not in (0, 1):
-        raise GraderSetupError(f"the hidden graders in {grader_dir} failed to run "
-                               f"(pytest exit code {proc.returncode}):\n{log}")
-    return _report(results, log, timed_out, timeout)
+        if timed_out:
+            proc.kill()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        with open(self.log_path, errors="replace") as handle:
+            log = handle.read()[-20000:]
+        self.close()
+        if results is None:
+            raise GraderSetupError(f"the hidden graders in {self.grader_dir} did not run "
+                                   f"(pytest exit code {proc.returncode}):\n{log}")
+        if proc.returncode not in (0, 1):
+            raise GraderSetupError(f"the hidden graders in {self.grader_dir} failed to run "
+                                   f"(pytest exit code {proc.returncode}):\n{log}")
+        return _report(results, log, timed_out, timeout)
+
+    def close(self):
+        """End the process if it still runs, and remove its folder."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        for stream in (self._requests, self._answers):
+            try:
+                stream.close()
+            except OSError:  # the grader already closed its end: nothing to flush
+                pass
+        _remove_tree(self.workdir)
 
 
 def _serve(notebook_run, message):
