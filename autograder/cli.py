@@ -92,9 +92,18 @@ def main(argv=None):
     return 0
 
 
-def default_workers():
-    """Local workers by default: one per two CPU cores (a kernel and its graders keep about two busy)."""
-    return max(1, len(os.sched_getaffinity(0)) // 2)
+def default_workers(memory_mb=4096):
+    """Local workers by default: what the machine can hold.
+
+    One per two CPU cores (a kernel and its grader process keep about two
+    busy), and no more than the free memory holds at `memory_mb` (a
+    submission's memory limit) plus 1 GiB (its worker and grader process) each.
+    """
+    import psutil
+
+    by_cores = len(os.sched_getaffinity(0)) // 2
+    by_memory = psutil.virtual_memory().available // ((memory_mb + 1024) * 2**20)
+    return max(1, min(by_cores, by_memory))
 
 
 def _autograde(root, args):
@@ -107,7 +116,7 @@ def _autograde(root, args):
     if warning:
         print(warning, file=sys.stderr)
     report_path = pathlib.Path(args.report).resolve() if args.report else report.default_path(root, args.assignment)
-    workers = args.workers or default_workers()
+    workers = args.workers or default_workers(_memory_limit_mb(root, args.assignment))
     if args.ray:
         print(f"Grading {args.assignment} on the Ray cluster at {args.ray}.", flush=True)
     else:
@@ -129,6 +138,20 @@ def _autograde(root, args):
         print(warning, file=sys.stderr)
     _print_gradebook(root, args.assignment)
     return 1 if any(not r.graded for r in results) else 0
+
+
+def _memory_limit_mb(root, assignment):
+    """A submission's memory limit: the assignment's [limits], else the course's."""
+    from autograder import assignments, course
+
+    config = course.load_config(root)
+    default = config.GradeInSandbox.get("memory_mb", 4096)
+    try:
+        settings = assignments.settings_for(assignment, config.GradeInSandbox.get("graders_root",
+                                                                                  assignments.GRADERS_ROOT))
+    except assignments.UnknownAssignment:
+        return default  # autograde itself says what is wrong with the name
+    return int(settings.limits.get("memory_mb", default))
 
 
 def _print_gradebook(root, assignment):

@@ -33,6 +33,7 @@ class SubmissionResult:
     error: str = ""
     attempts: int = 0  # worker runs it took; 0 when its verdict was already stored
     worker: dict = dataclasses.field(default_factory=dict)  # where it ran, and the worker's peak memory
+    prepare_seconds: float = 0.0  # the coordinator's intake and job preparation, before any worker
 
 
 def submitted_students(api, assignment):
@@ -156,7 +157,12 @@ def autograde(root=course.KIT_ROOT, assignment=None, *, student=None, config_ove
             f"Collect them first: nbgrader collect {assignment}.")
     store = verdicts.VerdictStore(store_dir)
     not_graded = NotGradedRecords(root, assignment)
-    intakes = {sid: _intake(api, assignment, sid, masters, warning) for sid in students}
+    prepared = {}  # seconds the coordinator spent taking in and preparing each submission
+    intakes = {}
+    for sid in students:
+        began = time.monotonic()
+        intakes[sid] = _intake(api, assignment, sid, masters, warning)
+        prepared[sid] = time.monotonic() - began
     results = {}
 
     def record(sid, *, seconds=0.0, worker=None, attempts=0, lost=()):
@@ -171,7 +177,7 @@ def autograde(root=course.KIT_ROOT, assignment=None, *, student=None, config_ove
                 outcome = api.autograde(assignment, sid, force=True, create=True)
         result = SubmissionResult(sid, outcome["success"], seconds + time.monotonic() - recording, messages,
                                   "" if outcome["success"] else _reason(outcome),
-                                  attempts=attempts, worker=worker or {})
+                                  attempts=attempts, worker=worker or {}, prepare_seconds=prepared[sid])
         if result.graded:
             not_graded.clear(sid)
         finish(result)
@@ -182,7 +188,7 @@ def autograde(root=course.KIT_ROOT, assignment=None, *, student=None, config_ove
             sid, False, 0.0, intakes[sid][0] + [f"Attempt {n}: {why}" for n, why in enumerate(lost, 1)],
             f"could not be graded after {attempts} attempt{'s' if attempts > 1 else ''}: {reason}. "
             f"Grades recorded before stay. Run again to retry: nndl autograde {assignment} --student {sid}",
-            attempts=attempts)
+            attempts=attempts, prepare_seconds=prepared[sid])
         not_graded.put(sid, result.error)
         finish(result)
 
@@ -206,7 +212,9 @@ def autograde(root=course.KIT_ROOT, assignment=None, *, student=None, config_ove
             nonlocal pool, pool_facts, in_hand
             while waiting and (pool is None or in_hand < 2 * pool.size):
                 sid = waiting.pop(0)
+                began = time.monotonic()
                 job = make_job(api, config, step, settings, sid)
+                prepared[sid] += time.monotonic() - began
                 intakes[sid][0].extend(job.notes)
                 job.notebooks = [n for n in job.notebooks if store.get(n["key"]) is None]
                 if not job.notebooks:

@@ -114,7 +114,8 @@ def write_report(path, *, assignment, results, started, pool, db_url):
     """Write the run's JSON report (atomically) and return its path.
 
     Holds, per submission: graded or not and why, score and maximum from the
-    gradebook, seconds, attempts, whether it was replayed, the worker it ran
+    gradebook, seconds (worker run and recording), the coordinator's intake
+    and preparation seconds, attempts, whether it was replayed, the worker it ran
     on with that worker's peak memory, and the messages the student sees.
     """
     from autograder import gradebook
@@ -149,6 +150,7 @@ def write_report(path, *, assignment, results, started, pool, db_url):
             "score": scores.get(r.student, {}).get("total") if r.graded else None,
             "max_score": scores.get(r.student, {}).get("max") if r.graded else None,
             "seconds": round(r.seconds, 3),
+            "prepare_seconds": round(r.prepare_seconds, 3),
             "attempts": r.attempts,
             "replayed": r.graded and not r.attempts,
             "worker": r.worker,

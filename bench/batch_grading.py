@@ -298,9 +298,8 @@ def kit_report_facts(report, command_wall_s):
         "seconds_per_submission": report["seconds_per_submission"],
         "worker_s_mean": statistics.mean(worker_s) if worker_s else None,
         "record_s": _spread(record),
-        # Serial ways only: the command's time outside any submission's worker run and recording.
-        "outside_submissions_s": (command_wall_s - sum(s["seconds"] for s in report["submissions"])
-                                  if report["pool"].get("size") == 1 else None),
+        # The coordinator's intake and job preparation per submission (serial, overlapping the workers).
+        "prepare_s": _spread([s["prepare_seconds"] for s in report["submissions"] if "prepare_seconds" in s]),
         "workers": sorted(per_worker.values(), key=lambda w: (str(w["host"]), w["pid"] or 0)),
         "not_graded": {s["student"]: s["error"] for s in report["submissions"] if not s["graded"]},
     }
@@ -597,9 +596,10 @@ def _kit_lines(ways):
                  if kit["worker_s_mean"] is not None else "")
         text += (f"recording (serial, coordinator) median {rec['median']:.2f} s, total {rec['total']:.1f} s; "
                  if rec else "")
+        prep = kit.get("prepare_s")
+        text += (f"preparing (serial, coordinator) median {prep['median']:.2f} s, total {prep['total']:.1f} s; "
+                 if prep else "")
         text += f"command start {kit['command_start_s']:.1f} s"
-        if kit["outside_submissions_s"] is not None:
-            text += f"; outside any submission {kit['outside_submissions_s']:.1f} s"
         lines.append(text)
     return [""] + lines if lines else []
 

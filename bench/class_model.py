@@ -11,28 +11,21 @@ workers (Ray tasks, one GPU each):
                                                  r: recording (nbgrader's autograde replaying the verdict)
     once per batch:                   S          S: the Ray cluster's start + the command's own start
 
-    As the kit is now, a worker is handed its next job only after the
-    coordinator has recorded its last one, so a worker's cycle is
-        c = T + o + r
-    workers bound      W = ceil(N / K) * c          ceil: whole waves; the last one partly idle (the tail)
-    coordinator bound  C = N * (p + r) + (T + o)     all serial in the one coordinator; recording waits for a first job
+    A worker takes its next job as soon as it hands back a result (the
+    coordinator records it meanwhile), so a worker's cycle is T + o:
+    workers bound      W = ceil(N / K) * (T + o) + r    ceil: whole waves, the last one partly idle (the tail)
+    coordinator bound  C = N * (p + r) + (T + o)        all serial in the one coordinator
     total              S + max(W, C)
-
-    "dispatch first" (a worker handed its next job before the recording):
-        S + max(ceil(N / K) * (T + o) + r, C)
 
 o, p, r and S come from a ``bench/batch_grading.py`` report (``--from``), by
 default from its ``workers1`` way, where nothing runs beside a submission:
 
     o = mean worker seconds per submission - mean bare execution
-      = the kit's overhead in worker-seconds - r - (time outside submissions) / N
-    r = mean of (report seconds - worker seconds) per submission
-    p = (time outside submissions - the command's start) / N: an upper bound, since it also
-        holds what does not grow with N (starting the pool, registering the assignment)
+    r = mean of (report seconds - worker seconds) per submission: recording
+    p = mean of the report's prepare_seconds: intake and building the job
     S = the Ray cluster's start (its ``ray`` way) + the command's start (Python, imports)
 
-where "time outside submissions" is a serial way's wall time minus the sum
-of its submissions' seconds (worker and recording). Each can be given
+Each can be given
 instead (``--worker-overhead``, ``--prepare``, ``--record``, ``--startup``);
 without a report all must be. Measured on a CPU with
 a01, o leaves out what a GPU adds (CUDA's start in the kernel and in the
@@ -76,22 +69,16 @@ def overheads_from_report(report, way):
     n = report["submissions"]
     o = kit["worker_s_mean"] - bare_mean
     r = kit["record_s"]["mean"]
-    serial = kit if kit.get("outside_submissions_s") is not None else ways.get("workers1", {}).get("kit")
     notes = [f"from {way} of a {n}-submission run ({report.get('finished', '?')}, "
              f"kit {report.get('kit_version', {}).get('commit', '?')[:7]}):",
              f"  o = {kit['worker_s_mean']:.2f} s in the worker - {bare_mean:.2f} s bare = {o:.2f} s"]
-    total = report.get("derived", {}).get("overhead", {}).get(way, {}).get("worker_s_per_submission")
-    if total is not None and kit.get("outside_submissions_s") is not None:
-        notes.append(f"    (the kit's overhead in worker-seconds {total:.2f} s = o + r + outside/N = "
-                     f"{o:.2f} + {r:.2f} + {kit['outside_submissions_s'] / n:.2f})")
-    if serial and serial.get("outside_submissions_s") is not None:
-        p = max(0.0, serial["outside_submissions_s"] - serial["command_start_s"]) / n
-        notes.append(f"  p = ({serial['outside_submissions_s']:.1f} s outside submissions - "
-                     f"{serial['command_start_s']:.1f} s command start) / {n} = {p:.2f} s (an upper bound)"
-                     + ("" if serial is kit else " [from workers1]"))
+    if kit.get("prepare_s"):
+        p = kit["prepare_s"]["mean"]
+        notes.append(f"  p = {p:.2f} s mean intake and job preparation per submission "
+                     f"(median {kit['prepare_s']['median']:.2f} s)")
     else:
         p = 0.0
-        notes.append("  p = 0: the report has no serial kit way to measure it on (give --prepare)")
+        notes.append("  p = 0: the report has no preparation times (an older kit; give --prepare)")
     notes.append(f"  r = {r:.2f} s mean recording per submission (median {kit['record_s']['median']:.2f} s)")
     cluster = (report.get("ray_cluster") or {}).get("start_s") or 0.0
     notes.append(f"  S = {cluster:.1f} s Ray cluster start + {kit['command_start_s']:.1f} s command start "
@@ -103,31 +90,30 @@ def overheads_from_report(report, way):
 
 
 def model(n, k, t, o, p, r, s):
-    """Seconds to grade `n` submissions on `k` workers; the bounds and the dispatch-first variant."""
+    """Seconds to grade `n` submissions on `k` workers, and which bound sets it."""
     waves = math.ceil(n / k)
-    workers_bound = waves * (t + o + r)
+    workers_bound = waves * (t + o) + r
     coordinator_bound = n * (p + r) + (t + o)
     return {"waves": waves, "workers_bound_s": workers_bound, "coordinator_bound_s": coordinator_bound,
             "total_s": s + max(workers_bound, coordinator_bound),
-            "binding": "workers" if workers_bound >= coordinator_bound else "coordinator",
-            "dispatch_first_s": s + max(waves * (t + o) + r, coordinator_bound)}
+            "binding": "workers" if workers_bound >= coordinator_bound else "coordinator"}
 
 
 def format_table(n, ks, t, o, p, r, s):
     """One T's table over the K."""
     lines = [f"T = {t:g} s per notebook ({n} students, o = {o:.2f} s, p = {p:.2f} s, r = {r:.2f} s, S = {s:.1f} s):",
              f"  {'K':>4}{'waves':>7}{'workers h':>11}{'coord. h':>10}{'total h':>9}{'speed-up':>10}"
-             f"{'bound by':>13}{'dispatch first h':>18}"]
+             f"{'bound by':>13}"]
     base = None
     for k in ks:
         m = model(n, k, t, o, p, r, s)
         base = base or m["total_s"]
         lines.append(f"  {k:>4}{m['waves']:>7}{m['workers_bound_s'] / 3600:>11.2f}"
                      f"{m['coordinator_bound_s'] / 3600:>10.2f}{m['total_s'] / 3600:>9.2f}"
-                     f"{base / m['total_s']:>9.1f}x{m['binding']:>13}{m['dispatch_first_s'] / 3600:>18.2f}")
+                     f"{base / m['total_s']:>9.1f}x{m['binding']:>13}")
     if p + r > 0:
-        lines.append(f"  the coordinator binds from about K = {(t + o + r) / (p + r):.0f} workers on "
-                     "((T + o + r) / (p + r))")
+        lines.append(f"  the coordinator binds from about K = {(t + o) / (p + r):.0f} workers on "
+                     "((T + o) / (p + r))")
     return lines
 
 
@@ -167,8 +153,7 @@ def main(argv=None):
                          "--prepare, --record and --startup instead.")
         figures = {name: measured[name] if value is None else value for name, value in given.items()}
     print(f"Grading {args.students} students on K GPU workers (hours):")
-    print("  total = S + max(ceil(N/K) * (T + o + r), N * (p + r) + (T + o))   [workers bound, coordinator bound]")
-    print("  dispatch first = S + max(ceil(N/K) * (T + o) + r, N * (p + r) + (T + o))")
+    print("  total = S + max(ceil(N/K) * (T + o) + r, N * (p + r) + (T + o))   [workers bound, coordinator bound]")
     for line in notes:
         print(line)
     overridden = [name for name, value in given.items() if value is not None]
