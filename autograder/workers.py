@@ -291,7 +291,7 @@ class RayPool:
             try:
                 return job_id, ray.get(ref)
             except ray.exceptions.RayTaskError as error:
-                return job_id, WorkerLost(f"the worker failed: {_describe(error.cause or error)}")
+                return job_id, WorkerLost(f"the worker failed: {_describe(getattr(error, 'cause', None) or error)}")
             except ray.exceptions.RayError as error:
                 return job_id, WorkerLost(f"the Ray worker was lost ({type(error).__name__}: "
                                           f"{str(error).strip().splitlines()[0] if str(error).strip() else ''})"[:500])

@@ -295,3 +295,15 @@ def test_progress_bar_on_a_terminal():
     assert "[2/4] could not grade bob: could not be graded after 2 attempts: x" in text
     bar = text.rsplit("\r\033[K", 1)[-1].rsplit("\n", 1)[-1]
     assert bar.startswith("[###############...............] 2/4, 1 not graded · 2.0/min · ETA 1 min 00 s"), bar
+
+
+@pytest.mark.parametrize("pool", ["local", "ray"])
+def test_worker_that_raises_is_reported_not_recorded(toy_course, submit, pool, request):
+    """Graders that cannot run (an instructor's error): tried again, then 'could not be graded' with the reason."""
+    (toy_course / "graders" / "toy" / "test_broken.py").write_text("def test_broken(:\n")
+    submit(toy_course, "toy", "a", "toy.ipynb", notebook_with(toy_course))
+    where = {"workers": 1} if pool == "local" else {"ray_address": request.getfixturevalue("ray_cluster")}
+    [result] = grade.autograde(toy_course, "toy", **where)
+    assert not result.graded and result.attempts == 2
+    assert "the worker failed: GraderSetupError" in result.error
+    assert scores(toy_course) == {}
