@@ -8,6 +8,7 @@
 """
 
 import argparse
+import json
 import os
 import pathlib
 import sys
@@ -31,7 +32,7 @@ def _parser():
     p.add_argument("--student", help="grade one student's submission only")
     p.add_argument("--workers", type=int, default=None,
                    help="submissions graded at once on this machine, each in its own worker process "
-                        "(default: one per 2 CPU cores, at least 1)")
+                        "(default: one per 2 CPU cores, as many as free memory holds, at least 1)")
     p.add_argument("--ray", metavar="ADDRESS", default=None,
                    help="run the jobs as tasks on a Ray cluster ('auto': the cluster this machine "
                         "belongs to) instead of local worker processes")
@@ -92,20 +93,6 @@ def main(argv=None):
     return 0
 
 
-def default_workers(memory_mb=4096):
-    """Local workers by default: what the machine can hold.
-
-    One per two CPU cores (a kernel and its grader process keep about two
-    busy), and no more than the free memory holds at `memory_mb` (a
-    submission's memory limit) plus 1 GiB (its worker and grader process) each.
-    """
-    import psutil
-
-    by_cores = len(os.sched_getaffinity(0)) // 2
-    by_memory = psutil.virtual_memory().available // ((memory_mb + 1024) * 2**20)
-    return max(1, min(by_cores, by_memory))
-
-
 def _autograde(root, args):
     import time
 
@@ -116,42 +103,29 @@ def _autograde(root, args):
     if warning:
         print(warning, file=sys.stderr)
     report_path = pathlib.Path(args.report).resolve() if args.report else report.default_path(root, args.assignment)
-    workers = args.workers or default_workers(_memory_limit_mb(root, args.assignment))
-    if args.ray:
-        print(f"Grading {args.assignment} on the Ray cluster at {args.ray}.", flush=True)
-    else:
-        print(f"Grading {args.assignment} with {workers} local worker{'s' if workers > 1 else ''}.", flush=True)
+    where = f"the Ray cluster at {args.ray}" if args.ray else "local worker processes"
+    print(f"Grading {args.assignment} on {where}.", flush=True)
     total = 1 if args.student else len(submitted_students(root, args.assignment))
     progress = report.Progress(total, stream=sys.stdout, hide=[warning] if warning else ())
     started = time.monotonic()
     try:
         results = autograde(root, args.assignment, student=args.student, progress=progress,
-                            allow_unsandboxed=args.unsafe_no_sandbox, workers=workers, ray_address=args.ray,
+                            allow_unsandboxed=args.unsafe_no_sandbox, workers=args.workers, ray_address=args.ray,
                             regrade=args.regrade, retries=args.retries, job_timeout=args.job_timeout,
                             report_path=report_path)
     finally:
         progress.close()
     for line in report.summary(results, time.monotonic() - started):
         print(line)
+    pool = json.loads(report_path.read_text())["pool"]
+    if pool["kind"] != "none":
+        what = "Ray task slot" if pool["kind"] == "ray" else "local worker"
+        print(f"Ran on {pool['size']} {what}{'' if pool['size'] == 1 else 's'}.")
     print(f"Report: {report_path}")
     if warning:
         print(warning, file=sys.stderr)
     _print_gradebook(root, args.assignment)
     return 1 if any(not r.graded for r in results) else 0
-
-
-def _memory_limit_mb(root, assignment):
-    """A submission's memory limit: the assignment's [limits], else the course's."""
-    from autograder import assignments, course
-
-    config = course.load_config(root)
-    default = config.GradeInSandbox.get("memory_mb", 4096)
-    try:
-        settings = assignments.settings_for(assignment, config.GradeInSandbox.get("graders_root",
-                                                                                  assignments.GRADERS_ROOT))
-    except assignments.UnknownAssignment:
-        return default  # autograde itself says what is wrong with the name
-    return int(settings.limits.get("memory_mb", default))
 
 
 def _print_gradebook(root, assignment):

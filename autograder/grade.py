@@ -81,7 +81,7 @@ def sandbox_warning(allow_unsandboxed):
 
 
 def autograde(root=course.KIT_ROOT, assignment=None, *, student=None, config_overrides=None,
-              progress=None, allow_unsandboxed=False, workers=1, ray_address=None, regrade=False,
+              progress=None, allow_unsandboxed=False, workers=None, ray_address=None, regrade=False,
               retries=1, job_timeout=None, report_path=None):
     """Grade one or all students' submissions of an assignment.
 
@@ -103,7 +103,8 @@ def autograde(root=course.KIT_ROOT, assignment=None, *, student=None, config_ove
         progress: called with each `SubmissionResult` as it finishes.
         allow_unsandboxed: grade even where the bubblewrap sandbox cannot
             start (a warning goes to every result's messages).
-        workers: local worker processes (ignored with `ray_address`).
+        workers: local worker processes (ignored with `ray_address`); default:
+            what this machine holds (`default_workers`).
         ray_address: run the jobs on this Ray cluster (``"auto"``: the one
             this machine belongs to) instead of local processes.
         regrade: forget stored verdicts and run every submission again.
@@ -140,6 +141,8 @@ def autograde(root=course.KIT_ROOT, assignment=None, *, student=None, config_ove
         settings = assignments.settings_for(assignment, step.graders_root)
     except assignments.UnknownAssignment as error:
         raise course.CourseError(str(error)) from None
+    if workers is None:
+        workers = default_workers(int(settings.limits.get("memory_mb", step.memory_mb)))
     api = course.nbgrader_api(config)
     with course.working_directory(root):
         ensure_registered(root, api, assignment, overrides)
@@ -155,6 +158,8 @@ def autograde(root=course.KIT_ROOT, assignment=None, *, student=None, config_ove
         raise course.CourseError(
             f"No submissions of {assignment!r} under {root / api.coursedir.submitted_directory}. "
             f"Collect them first: nbgrader collect {assignment}.")
+    graders = jobs.grader_files(settings.grader_dir)  # read once: keys every job, and goes to the workers
+    digest = verdicts.graders_digest(graders)
     store = verdicts.VerdictStore(store_dir)
     not_graded = NotGradedRecords(root, assignment)
     prepared = {}  # seconds the coordinator spent taking in and preparing each submission
@@ -213,7 +218,7 @@ def autograde(root=course.KIT_ROOT, assignment=None, *, student=None, config_ove
             while waiting and (pool is None or in_hand < 2 * pool.size):
                 sid = waiting.pop(0)
                 began = time.monotonic()
-                job = make_job(api, config, step, settings, sid)
+                job = make_job(api, config, step, settings, digest, sid)
                 prepared[sid] += time.monotonic() - began
                 intakes[sid][0].extend(job.notes)
                 job.notebooks = [n for n in job.notebooks if store.get(n["key"]) is None]
@@ -221,8 +226,7 @@ def autograde(root=course.KIT_ROOT, assignment=None, *, student=None, config_ove
                     record(sid)
                     continue
                 if pool is None:  # started at the first job, so workers warm up while more are prepared
-                    pool = cleanup.enter_context(_pool(settings, jobs.grader_files(settings.grader_dir),
-                                                       workers, ray_address))
+                    pool = cleanup.enter_context(_pool(settings, graders, workers, ray_address))
                     pool_facts = {"kind": pool.kind, "size": pool.size, "address": ray_address}
                 jobs_to_run[sid], attempts[sid], lost[sid] = job, 1, []
                 timeouts[sid] = job_timeout or jobs.job_timeout(job)
@@ -254,6 +258,20 @@ def autograde(root=course.KIT_ROOT, assignment=None, *, student=None, config_ove
     return ordered
 
 
+def default_workers(memory_mb):
+    """Local workers by default: what the machine can hold.
+
+    One per two CPU cores (a kernel and its grader process keep about two
+    busy), and no more than the free memory holds at `memory_mb` (a
+    submission's memory limit) plus 1 GiB (its worker and grader process) each.
+    """
+    import psutil
+
+    by_cores = len(os.sched_getaffinity(0)) // 2
+    by_memory = psutil.virtual_memory().available // ((memory_mb + 1024) * 2**20)
+    return max(1, min(by_cores, by_memory))
+
+
 def _pool(settings, graders, workers, ray_address):
     """The pool that runs this batch's jobs: a Ray cluster's, or local processes."""
     if ray_address:
@@ -266,10 +284,11 @@ def _pool(settings, graders, workers, ray_address):
                                     gpu_devices=sandbox.gpu_devices() if settings.gpu else ())
 
 
-def make_job(api, config, step, settings, student):
+def make_job(api, config, step, settings, graders_digest, student):
     """One student's submission as a `GradingJob`: notebooks sanitised as nbgrader's autograde does.
 
     Reads the gradebook (the master's cells, for nbgrader's checks) and never writes it.
+    `graders_digest` (`autograder.verdicts.graders_digest`) keys the verdicts.
     """
     import nbformat
     from nbgrader.converters import Autograde
@@ -289,10 +308,10 @@ def make_job(api, config, step, settings, student):
         for preprocessor in sanitizers:
             nb, resources = preprocessor(config=config).preprocess(nb, resources)
         notebooks.append({"name": notebook.name, "nb": nbformat.writes(nb),
-                          "key": verdicts.notebook_key(nb, assignment, student, settings.grader_dir)})
-    traits = {name: getattr(step, name) for name in
-              ("cell_timeout", "submission_timeout", "memory_mb", "call_timeout", "grader_timeout",
-               "allow_unsandboxed", "sandbox_data_dir")}
+                          "key": verdicts.notebook_key(nb, assignment, student, graders_digest)})
+    # The step's settings travel; where graders and verdicts live on this machine does not.
+    traits = {name: value for name, value in step.trait_values(config=True).items()
+              if name not in ("graders_root", "verdict_store")}
     return jobs.GradingJob(assignment=assignment, student=student, notebooks=notebooks, files=files,
                            step=traits, limits=dict(settings.limits), gpu=settings.gpu, notes=notes)
 
@@ -304,11 +323,8 @@ class NotGradedRecords:
         self.folder = pathlib.Path(root) / ".nndl" / "not-graded" / str(assignment)
 
     def put(self, student, reason):
-        self.folder.mkdir(parents=True, exist_ok=True)
-        path = self.folder / f"{student}.json"
-        partial = path.with_suffix(".partial")
-        partial.write_text(json.dumps({"student": student, "reason": reason, "at": time.time()}))
-        os.replace(partial, path)
+        verdicts.write_json_atomically(self.folder / f"{student}.json",
+                                       {"student": student, "reason": reason, "at": time.time()})
 
     def clear(self, student):
         (self.folder / f"{student}.json").unlink(missing_ok=True)

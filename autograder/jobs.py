@@ -148,6 +148,6 @@ def job_timeout(job):
     Every notebook may run for its whole submission timeout and its graders
     for theirs; two minutes more cover starting kernels and the grader process.
     """
-    submission = float(job.limits.get("submission_timeout", job.step.get("submission_timeout", 900)))
-    graders = float(job.step.get("grader_timeout", 600))
+    submission = float(job.limits.get("submission_timeout", job.step["submission_timeout"]))
+    graders = float(job.step["grader_timeout"])
     return (submission + graders) * max(1, len(job.notebooks)) + 120

@@ -15,7 +15,7 @@ from traitlets import Bool, Float, Integer, Unicode
 
 from nbgrader.preprocessors import NbGraderPreprocessor
 
-from autograder import assignments, record, sandbox, sandbox_data, verdicts
+from autograder import assignments, jobs, record, sandbox, sandbox_data, verdicts
 from autograder.run import Limits, NotebookRun
 from autograder.score.runner import start_graders
 
@@ -45,8 +45,9 @@ class GradeInSandbox(NbGraderPreprocessor):
         assignment = resources["nbgrader"]["assignment"]
         settings = assignments.settings_for(assignment, self.graders_root)
         store = verdicts.VerdictStore(self.verdict_store) if self.verdict_store else None
-        key = verdicts.notebook_key(nb, assignment, resources["nbgrader"]["student"],
-                                    settings.grader_dir) if store else None
+        key = verdicts.notebook_key(
+            nb, assignment, resources["nbgrader"]["student"],
+            verdicts.graders_digest(jobs.grader_files(settings.grader_dir))) if store else None
         verdict = store.get(key) if store else None
         if verdict is None:
             verdict = self.compute_verdict(nb, resources, settings)

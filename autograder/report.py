@@ -8,7 +8,6 @@
 """
 
 import datetime
-import json
 import os
 import pathlib
 import statistics
@@ -159,12 +158,10 @@ def write_report(path, *, assignment, results, started, pool, db_url):
     }
     if scores_error:
         document["scores_error"] = scores_error
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(document, indent=2, default=str) + "\n")
-    os.replace(partial, path)
-    return path
+    from autograder.verdicts import write_json_atomically
+
+    write_json_atomically(path, document, indent=2, default=str)
+    return pathlib.Path(path)
 
 
 def _iso(timestamp):

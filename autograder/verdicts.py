@@ -25,27 +25,29 @@ from autograder.run import CellProblem
 from autograder.score.runner import GraderReport, TestOutcome
 
 
-def graders_digest(grader_dir):
-    """A digest of an assignment's grader folder (its Python and TOML files)."""
+def graders_digest(graders):
+    """A digest of an assignment's grader folder, as data (`autograder.jobs.grader_files`)."""
     digest = hashlib.sha256()
-    for path in sorted(pathlib.Path(grader_dir).rglob("*")):
-        if path.suffix in (".py", ".toml") and "__pycache__" not in path.parts:
-            digest.update(str(path.relative_to(grader_dir)).encode())
-            digest.update(path.read_bytes())
+    for relative in sorted(graders):
+        digest.update(relative.encode() + b"\0")
+        digest.update(hashlib.sha256(graders[relative]).digest())
     return digest.hexdigest()
 
 
-def notebook_key(nb, assignment, student, grader_dir):
+def notebook_key(nb, assignment, student, graders):
     """The key of a student's sanitised notebook's verdict.
 
     The student is part of it: files handed in beside the notebook may change
     what it does, so two students never share a verdict.
+
+    Args:
+        graders: the `graders_digest` of the assignment's grader folder.
     """
     cells = [{"type": c.cell_type, "source": c.source, "nbgrader": c.metadata.get("nbgrader", {})}
              for c in nb.cells]
     payload = json.dumps({"assignment": assignment, "student": student, "cells": cells,
                           "intake": nb.metadata.get("nndl", {}).get("intake", []),
-                          "graders": graders_digest(grader_dir)}, sort_keys=True)
+                          "graders": graders}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
@@ -93,8 +95,13 @@ class VerdictStore:
 
     def put(self, key, verdict):
         """Store a verdict; a reader never sees half of one."""
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.partial")
-        tmp.write_text(json.dumps(verdict))
-        os.replace(tmp, path)
+        write_json_atomically(self._path(key), verdict)
+
+
+def write_json_atomically(path, data, **dumps):
+    """Write `data` as JSON to `path` (folders made as needed); a reader never sees half of it."""
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    partial.write_text(json.dumps(data, **dumps))
+    os.replace(partial, path)

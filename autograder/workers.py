@@ -29,7 +29,55 @@ class WorkerLost:
     reason: str
 
 
-class LocalPool:
+class _Pool:
+    """What both pools share: a queue of jobs, and `next_result` handing out the next finished one.
+
+    Subclasses keep their running jobs as ``{handle: (job_id, deadline, timeout)}``
+    in ``self._running``, and define `_dispatch` (start queued jobs where
+    there is room) and `_wait` (block until one job finishes or is overdue).
+    """
+
+    def __init__(self):
+        self._pending = collections.deque()
+        self._running = {}
+
+    def submit(self, job_id, job, timeout):
+        """Queue a job; it starts at once if there is room."""
+        self._pending.append((job_id, job, timeout))
+        self._dispatch()
+
+    def next_result(self):
+        """Wait for the next finished job: ``(job_id, JobResult or WorkerLost)``, or None when idle.
+
+        The room it frees takes its next job before this returns, so a worker
+        does not wait while the coordinator records the result.
+        """
+        self._dispatch()
+        if not self._running:
+            return None
+        finished = self._wait()
+        self._dispatch()
+        return finished
+
+    def _overdue(self):
+        """The first running job past its deadline, as ``(handle, job_id, timeout)``, or None."""
+        now = time.monotonic()
+        for handle, (job_id, deadline, timeout) in self._running.items():
+            if now >= deadline:
+                return handle, job_id, timeout
+        return None
+
+    def _seconds_to_next_deadline(self):
+        return max(0.0, min(deadline for _, deadline, _ in self._running.values()) - time.monotonic())
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class LocalPool(_Pool):
     """`workers` processes on this machine, each grading one job at a time.
 
     A worker that dies or runs past its job's deadline is killed with
@@ -46,47 +94,31 @@ class LocalPool:
     kind = "local"
 
     def __init__(self, workers, graders, *, gpu_devices=()):
+        super().__init__()
         self.size = max(1, int(workers))
         self.graders = graders
         self.gpu_devices = list(gpu_devices)
         self._context = multiprocessing.get_context("spawn")
-        self._slots = [None] * self.size  # (process, connection) per slot
-        self._busy = {}  # slot -> (job_id, deadline, timeout)
-        self._pending = collections.deque()
+        self._slots = [None] * self.size  # (process, connection) per slot; _running is keyed by slot
         # Start every worker now: each imports the grading machinery while the coordinator prepares jobs.
         for slot in range(self.size):
             self._slots[slot] = self._start(slot)
 
-    def submit(self, job_id, job, timeout):
-        """Queue a job; it starts at once if a worker is free."""
-        self._pending.append((job_id, job, timeout))
-        self._dispatch()
-
-    def next_result(self):
-        """Wait for the next finished job: ``(job_id, JobResult or WorkerLost)``, or None when idle."""
+    def _wait(self):
         while True:
-            self._dispatch()
-            if not self._busy:
-                return None
-            now = time.monotonic()
-            for slot, (job_id, deadline, timeout) in list(self._busy.items()):
-                if now >= deadline:
-                    self._retire(slot)
-                    self._dispatch()
-                    return job_id, WorkerLost(f"the worker did not finish within its {timeout:.0f} s "
-                                              "and was stopped")
+            overdue = self._overdue()
+            if overdue:
+                slot, job_id, timeout = overdue
+                self._retire(slot)
+                return job_id, WorkerLost(f"the worker did not finish within its {timeout:.0f} s and was stopped")
             waits = {}
-            for slot in self._busy:
+            for slot in self._running:
                 process, connection = self._slots[slot]
                 waits[connection] = slot
                 waits[process.sentinel] = slot
-            timeout = max(0.0, min(deadline for _, deadline, _ in self._busy.values()) - now)
-            ready = multiprocessing.connection.wait(list(waits), timeout=min(timeout, 5.0))
-            for handle in ready:
-                slot = waits[handle]
-                if slot not in self._busy:
-                    continue
-                job_id = self._busy[slot][0]
+            ready = multiprocessing.connection.wait(list(waits), timeout=min(self._seconds_to_next_deadline(), 5.0))
+            for slot in dict.fromkeys(waits[handle] for handle in ready):
+                job_id = self._running[slot][0]
                 process, connection = self._slots[slot]
                 message = None
                 if connection.poll():
@@ -98,11 +130,9 @@ class LocalPool:
                     process.join(timeout=1)
                     code = process.exitcode
                     self._retire(slot)
-                    self._dispatch()
                     how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
                     return job_id, WorkerLost(f"the worker process died ({how})")
-                del self._busy[slot]
-                self._dispatch()  # the freed worker starts its next job before this one is recorded
+                del self._running[slot]
                 status, payload = message
                 if status == "ok":
                     return job_id, payload
@@ -112,7 +142,7 @@ class LocalPool:
         for slot in range(self.size):
             if not self._pending:
                 return
-            if slot in self._busy:
+            if slot in self._running:
                 continue
             job_id, job, timeout = self._pending.popleft()
             if self._slots[slot] is None or not self._slots[slot][0].is_alive():
@@ -123,7 +153,7 @@ class LocalPool:
                 self._retire(slot)
                 self._slots[slot] = self._start(slot)
                 self._slots[slot][1].send(job)
-            self._busy[slot] = (job_id, time.monotonic() + timeout, timeout)
+            self._running[slot] = (job_id, time.monotonic() + timeout, timeout)
 
     def _start(self, slot):
         ours, theirs = self._context.Pipe(duplex=True)
@@ -138,7 +168,7 @@ class LocalPool:
 
     def _retire(self, slot):
         """Kill a worker slot's process and all it started; the slot restarts on its next job."""
-        self._busy.pop(slot, None)
+        self._running.pop(slot, None)
         if self._slots[slot] is None:
             return
         process, connection = self._slots[slot]
@@ -152,12 +182,6 @@ class LocalPool:
         """Stop every worker, with all it started; an idle one has nothing left to lose."""
         for slot in range(self.size):
             self._retire(slot)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 def _worker_main(connection, graders, env):
@@ -190,7 +214,7 @@ def _describe(error):
     return f"{type(error).__name__}: {text[0] if text else ''}{where}"[:1000]
 
 
-class RayPool:
+class RayPool(_Pool):
     """Jobs as tasks on a Ray cluster (`ray.remote`), one task per submission.
 
     The graders go into the cluster's object store once; each task gets the
@@ -213,6 +237,7 @@ class RayPool:
         except ImportError:
             raise RayUnavailable("Ray is not installed here: pip install 'nndl-course-kit[ray]' "
                                  "(scripts/setup installs it).") from None
+        super().__init__()
         self._ray = ray
         self._owns_connection = False
         if not ray.is_initialized():
@@ -235,9 +260,7 @@ class RayPool:
             self.options["memory"] = int(memory_mb) * 2**20
         self.size = self._capacity()
         self._task = ray.remote(_ray_task)
-        self._graders = ray.put(graders)
-        self._pending = collections.deque()
-        self._in_flight = {}  # ObjectRef -> (job_id, deadline, timeout)
+        self._graders = ray.put(graders)  # _running is keyed by the task's ObjectRef
 
     def _capacity(self):
         """How many tasks the cluster can run at once with these options."""
@@ -255,60 +278,41 @@ class RayPool:
                 room.append(int(have // asked))
         return max(1, min(room) if room else 1)
 
-    def submit(self, job_id, job, timeout):
-        """Queue a job; it becomes a task at once if the cluster has room."""
-        self._pending.append((job_id, job, timeout))
-        self._dispatch()
-
     def _dispatch(self):
-        while self._pending and len(self._in_flight) < self.size:
+        while self._pending and len(self._running) < self.size:
             job_id, job, timeout = self._pending.popleft()
             ref = self._task.options(**self.options).remote(job, self._graders)
-            self._in_flight[ref] = (job_id, time.monotonic() + timeout, timeout)
+            self._running[ref] = (job_id, time.monotonic() + timeout, timeout)
 
-    def next_result(self):
-        """Wait for the next finished task: ``(job_id, JobResult or WorkerLost)``, or None when idle."""
+    def _wait(self):
         ray = self._ray
         while True:
-            self._dispatch()
-            if not self._in_flight:
-                return None
-            now = time.monotonic()
-            for ref, (job_id, deadline, timeout) in list(self._in_flight.items()):
-                if now >= deadline:
-                    del self._in_flight[ref]
-                    ray.cancel(ref, force=True)
-                    self._dispatch()
-                    return job_id, WorkerLost(f"the Ray task did not finish within its {timeout:.0f} s "
-                                              "and was cancelled")
-            wait = min(deadline for _, deadline, _ in self._in_flight.values()) - now
-            ready, _ = ray.wait(list(self._in_flight), num_returns=1, timeout=max(0.1, min(wait, 5.0)))
+            overdue = self._overdue()
+            if overdue:
+                ref, job_id, timeout = overdue
+                del self._running[ref]
+                ray.cancel(ref, force=True)
+                return job_id, WorkerLost(f"the Ray task did not finish within its {timeout:.0f} s and was cancelled")
+            ready, _ = ray.wait(list(self._running), num_returns=1,
+                                timeout=max(0.1, min(self._seconds_to_next_deadline(), 5.0)))
             if not ready:
                 continue
-            ref = ready[0]
-            job_id, _, _ = self._in_flight.pop(ref)
-            self._dispatch()  # the freed slot takes its next job before this one is recorded
+            job_id = self._running.pop(ready[0])[0]
             try:
-                return job_id, ray.get(ref)
+                return job_id, ray.get(ready[0])
             except ray.exceptions.RayTaskError as error:
                 return job_id, WorkerLost(f"the worker failed: {_describe(getattr(error, 'cause', None) or error)}")
             except ray.exceptions.RayError as error:
-                return job_id, WorkerLost(f"the Ray worker was lost ({type(error).__name__}: "
-                                          f"{str(error).strip().splitlines()[0] if str(error).strip() else ''})"[:500])
+                first_line = (str(error).strip().splitlines() or [""])[0]
+                return job_id, WorkerLost(f"the Ray worker was lost ({type(error).__name__}: {first_line})"[:500])
 
     def close(self):
         """Cancel what is still running; disconnect if this pool connected."""
-        for ref in list(self._in_flight):
+        for ref in list(self._running):
             self._ray.cancel(ref, force=True)
-        self._in_flight.clear()
+        self._running.clear()
         if self._owns_connection:
             self._ray.shutdown()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 class RayUnavailable(RuntimeError):

@@ -59,7 +59,6 @@ import collections
 import contextlib
 import datetime
 import json
-import math
 import os
 import pathlib
 import shlex

@@ -365,27 +365,22 @@ class PhaseTimedClient(NotebookClient):
     start_s = 0.0
     shutdown_s = 0.0
 
-    async def async_start_new_kernel(self, **kwargs):
+    async def _timed(self, phase, awaitable):
         started = time.perf_counter()
         try:
-            return await super().async_start_new_kernel(**kwargs)
+            return await awaitable
         finally:
-            self.start_s += time.perf_counter() - started
+            setattr(self, phase, getattr(self, phase) + time.perf_counter() - started)
+
+    async def async_start_new_kernel(self, **kwargs):
+        return await self._timed("start_s", super().async_start_new_kernel(**kwargs))
 
     async def async_start_new_kernel_client(self):
         # The kernel counts as started once it answers: this waits for that.
-        started = time.perf_counter()
-        try:
-            return await super().async_start_new_kernel_client()
-        finally:
-            self.start_s += time.perf_counter() - started
+        return await self._timed("start_s", super().async_start_new_kernel_client())
 
     async def _async_cleanup_kernel(self):
-        started = time.perf_counter()
-        try:
-            return await super()._async_cleanup_kernel()
-        finally:
-            self.shutdown_s += time.perf_counter() - started
+        return await self._timed("shutdown_s", super()._async_cleanup_kernel())
 
 
 def bare_execution(batch):

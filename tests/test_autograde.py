@@ -1,8 +1,6 @@
 """Autograding a batch through nbgrader's pipeline with the kit's step (toy course)."""
 
-import json
 import os
-import pathlib
 import shutil
 import subprocess
 import sys
@@ -10,50 +8,17 @@ import sys
 import nbformat
 import pytest
 
-from autograder import gradebook, grade
+from autograder import grade
+from toy import BATCH_EXPECTED as EXPECTED
+from toy import submit_batch
+from toy import toy_scores as scores
 
 pytestmark = pytest.mark.slow
-
-WRONG_ADD = "def add(a, b):\n    return a - b"
-
-
-def solution_with(toy_course, **replace):
-    """The toy solution with some solution cells (by grade id) replaced."""
-    nb = nbformat.read(str(toy_course / "solutions" / "toy" / "toy.ipynb"), as_version=4)
-    for cell in nb.cells:
-        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
-        if grade_id in replace:
-            cell.source = replace[grade_id]
-    return nbformat.writes(nb)
-
-
-def scores(course_root):
-    _, rows = gradebook.cell_scores(f"sqlite:///{course_root}/gradebook.db", "toy")
-    return {row["student"]: {k: v for k, v in row["scores"].items() if k != "explain"} for row in rows}
-
 
 @pytest.fixture
 def batch(toy_course, submit):
     """A mixed toy batch: right, unanswered, partly wrong, and broken files."""
-    submit(toy_course, "toy", "a-right", "toy.ipynb", solution_with(toy_course))
-    submit(toy_course, "toy", "b-release", "toy.ipynb", (toy_course / "release/toy/toy.ipynb").read_text())
-    submit(toy_course, "toy", "c-wrong-add", "toy.ipynb", solution_with(toy_course, add_answer=WRONG_ADD))
-    submit(toy_course, "toy", "d-not-json", "toy.ipynb", "{ this is not a notebook")
-    submit(toy_course, "toy", "e-half-scale", "toy.ipynb", solution_with(
-        toy_course, scale_answer="def scale(x, k):\n    return np.asarray(x).ravel() * k"))
-    submit(toy_course, "toy", "f-right", "toy.ipynb", solution_with(toy_course))
-    return toy_course
-
-
-EXPECTED = {
-    "a-right": {"add": 2.0, "scale": 3.0},
-    "b-release": {"add": 0.0, "scale": 0.0},
-    "c-wrong-add": {"add": 0.0, "scale": 3.0},
-    "d-not-json": {"add": 0.0, "scale": 0.0},
-    # Flattening keeps the values of a 1-d input (weight 2 of 3) but loses a 2-d shape.
-    "e-half-scale": {"add": 2.0, "scale": 2.0},
-    "f-right": {"add": 2.0, "scale": 3.0},
-}
+    return submit_batch(toy_course, submit)
 
 
 def test_batch_earns_exactly_what_its_answers_earn(batch):

@@ -18,7 +18,8 @@ import time
 import nbformat
 import pytest
 
-from autograder import grade, gradebook, report
+from autograder import grade, report
+from toy import BATCH_EXPECTED, FULL, WRONG_ADD, submit_batch, toy_notebook, toy_scores
 
 pytestmark = pytest.mark.slow
 
@@ -47,22 +48,6 @@ def test_worker_fault(student):
 '''
 
 
-def notebook_with(toy_course, extra_source=None, **replace):
-    """The toy solution, some answer cells replaced, and an extra code cell at the end."""
-    nb = nbformat.read(str(toy_course / "solutions" / "toy" / "toy.ipynb"), as_version=4)
-    for cell in nb.cells:
-        if cell.metadata.get("nbgrader", {}).get("grade_id") in replace:
-            cell.source = replace[cell.metadata["nbgrader"]["grade_id"]]
-    if extra_source:
-        nb.cells.append(nbformat.v4.new_code_cell(extra_source))
-    return nbformat.writes(nb)
-
-
-def scores(course_root):
-    _, rows = gradebook.cell_scores(f"sqlite:///{course_root}/gradebook.db", "toy")
-    return {row["student"]: {k: v for k, v in row["scores"].items() if k != "explain"} for row in rows}
-
-
 @pytest.fixture
 def fault_course(toy_course, submit, tmp_path):
     """The toy course with the fault grader, an honest submission and one per fault."""
@@ -71,14 +56,13 @@ def fault_course(toy_course, submit, tmp_path):
     def fault(action, student):
         marker = tmp_path / f"{student}.count"
         submit(toy_course, "toy", student, "toy.ipynb",
-               notebook_with(toy_course, f"WORKER_FAULT = ({action!r}, {str(marker)!r})"))
+               toy_notebook(toy_course, f"WORKER_FAULT = ({action!r}, {str(marker)!r})"))
         return marker
 
-    submit(toy_course, "toy", "a-honest", "toy.ipynb", notebook_with(toy_course))
+    submit(toy_course, "toy", "a-honest", "toy.ipynb", toy_notebook(toy_course))
     return toy_course, fault
 
 
-FULL = {"add": 2.0, "scale": 3.0}
 
 
 def test_worker_killed_once_costs_a_retry(fault_course):
@@ -90,14 +74,14 @@ def test_worker_killed_once_costs_a_retry(fault_course):
     assert results["b-dies-once"].graded and results["b-dies-once"].attempts == 2
     assert any("worker process died (killed by signal 9)" in m for m in results["b-dies-once"].messages)
     assert results["a-honest"].attempts == 1
-    assert scores(course) == {"a-honest": FULL, "b-dies-once": FULL}
+    assert toy_scores(course) == {"a-honest": FULL, "b-dies-once": FULL}
 
 
 def test_worker_that_always_dies_is_recorded_not_graded(fault_course, capsys):
     """Killed on every attempt: is it 'could not be graded' with the reason, the batch and old grades kept?"""
     course, fault = fault_course
     grade.autograde(course, "toy", workers=1)  # a-honest graded and recorded first
-    before = scores(course)
+    before = toy_scores(course)
     marker = fault("kill-always", "c-dies-always")
     results = {r.student: r for r in grade.autograde(course, "toy", workers=2, retries=1)}
     failed = results["c-dies-always"]
@@ -106,7 +90,7 @@ def test_worker_that_always_dies_is_recorded_not_graded(fault_course, capsys):
     assert "killed by signal 9" in failed.error
     assert "nndl autograde toy --student c-dies-always" in failed.error
     assert results["a-honest"].graded
-    assert scores(course) == before, "the gradebook changed for a submission that was not graded"
+    assert toy_scores(course) == before, "the gradebook changed for a submission that was not graded"
     from autograder import cli
 
     assert cli.main(["--course", str(course), "gradebook", "toy"]) == 0
@@ -124,7 +108,7 @@ def test_hung_worker_is_stopped_at_its_deadline(fault_course):
     hung = results["d-hangs"]
     assert not hung.graded and "did not finish within its 25 s" in hung.error
     assert results["a-honest"].graded
-    assert scores(course) == {"a-honest": FULL}
+    assert toy_scores(course) == {"a-honest": FULL}
     import psutil
 
     stopped = [p.pid for p in psutil.process_iter(["status", "cmdline"])
@@ -135,33 +119,21 @@ def test_hung_worker_is_stopped_at_its_deadline(fault_course):
 # ---------------------------------------------------------------- Ray
 
 
-WRONG_ADD = "def add(a, b):\n    return a - b"
-HALF_SCALE = "def scale(x, k):\n    return np.asarray(x).ravel() * k"
-
-
 @pytest.fixture
 def mixed_batch(toy_course, submit):
-    """Right, unanswered, partly wrong, broken and hostile toy submissions."""
-    submit(toy_course, "toy", "a-right", "toy.ipynb", notebook_with(toy_course))
-    submit(toy_course, "toy", "b-release", "toy.ipynb", (toy_course / "release/toy/toy.ipynb").read_text())
-    submit(toy_course, "toy", "c-wrong-add", "toy.ipynb", notebook_with(toy_course, add_answer=WRONG_ADD))
-    submit(toy_course, "toy", "d-not-json", "toy.ipynb", "{ this is not a notebook")
-    submit(toy_course, "toy", "e-half-scale", "toy.ipynb", notebook_with(toy_course, scale_answer=HALF_SCALE))
-    submit(toy_course, "toy", "f-patches-numpy", "toy.ipynb", notebook_with(
+    """The toy mixed batch, and two hostile submissions: one patches numpy, one exits its kernel."""
+    submit_batch(toy_course, submit)
+    submit(toy_course, "toy", "g-patches-numpy", "toy.ipynb", toy_notebook(
         toy_course, "import numpy, numpy.testing\nnumpy.allclose = lambda *a, **k: True\n"
         "numpy.testing.assert_allclose = lambda *a, **k: None", add_answer=WRONG_ADD))
-    submit(toy_course, "toy", "g-exits", "toy.ipynb", notebook_with(toy_course, "import os\nos._exit(0)"))
+    submit(toy_course, "toy", "h-exits", "toy.ipynb", toy_notebook(toy_course, "import os\nos._exit(0)"))
     return toy_course
 
 
 MIXED_EXPECTED = {
-    "a-right": FULL,
-    "b-release": {"add": 0.0, "scale": 0.0},
-    "c-wrong-add": {"add": 0.0, "scale": 3.0},
-    "d-not-json": {"add": 0.0, "scale": 0.0},
-    "e-half-scale": {"add": 2.0, "scale": 2.0},
-    "f-patches-numpy": {"add": 0.0, "scale": 3.0},  # its patches live in its own kernel only
-    "g-exits": FULL,  # the dying last cell is skipped; the answers before it stand
+    **BATCH_EXPECTED,
+    "g-patches-numpy": {"add": 0.0, "scale": 3.0},  # its patches live in its own kernel only
+    "h-exits": FULL,  # the dying last cell is skipped; the answers before it stand
 }
 
 
@@ -171,7 +143,7 @@ def test_ray_and_local_pool_grade_alike(mixed_batch, ray_cluster, tmp_path):
     shutil.copytree(mixed_batch, on_ray)
     local = grade.autograde(mixed_batch, "toy", workers=2)
     remote = grade.autograde(on_ray, "toy", ray_address=ray_cluster)
-    assert scores(mixed_batch) == scores(on_ray) == MIXED_EXPECTED
+    assert toy_scores(mixed_batch) == toy_scores(on_ray) == MIXED_EXPECTED
     assert [(r.student, r.graded) for r in local] == [(r.student, r.graded) for r in remote]
     ran = [r for r in remote if r.attempts]
     assert ran and all(r.worker.get("ray_node") for r in ran)
@@ -194,11 +166,11 @@ def test_gpu_assignment_tasks_each_hold_a_gpu(toy_course, submit, ray_cluster):
     toml = toy_course / "graders" / "toy" / "assignment.toml"
     toml.write_text(toml.read_text() + "\n[resources]\ngpu = true\n")
     for student in ("a", "b"):
-        submit(toy_course, "toy", student, "toy.ipynb", notebook_with(toy_course))
+        submit(toy_course, "toy", student, "toy.ipynb", toy_notebook(toy_course))
     results = grade.autograde(toy_course, "toy", ray_address=ray_cluster)
     assert all(r.graded for r in results)
     assert [r.worker["gpus"] for r in results] == [["0"], ["0"]]
-    assert scores(toy_course) == {"a": FULL, "b": FULL}
+    assert toy_scores(toy_course) == {"a": FULL, "b": FULL}
 
 
 def test_ray_cluster_without_the_resources_says_so(toy_course, submit, ray_cluster):
@@ -206,7 +178,7 @@ def test_ray_cluster_without_the_resources_says_so(toy_course, submit, ray_clust
     from autograder import course
 
     (toy_course / "graders" / "toy" / "assignment.toml").write_text("[resources]\ncpus = 64\n")
-    submit(toy_course, "toy", "a", "toy.ipynb", notebook_with(toy_course))
+    submit(toy_course, "toy", "a", "toy.ipynb", toy_notebook(toy_course))
     with pytest.raises(course.CourseError, match="has 2 CPU in all, and one grading task of this assignment needs 64"):
         grade.autograde(toy_course, "toy", ray_address=ray_cluster)
 
@@ -220,7 +192,7 @@ def test_lost_ray_worker_costs_a_retry(fault_course, ray_cluster):
     lost = results["b-dies-once"]
     assert lost.graded and lost.attempts == 2
     assert any("Attempt 1 failed" in m and "Ray" in m for m in lost.messages), lost.messages
-    assert scores(course) == {"a-honest": FULL, "b-dies-once": FULL}
+    assert toy_scores(course) == {"a-honest": FULL, "b-dies-once": FULL}
 
 
 @pytest.mark.parametrize("pool", ["--workers=2", "--ray"])
@@ -242,7 +214,7 @@ def test_kill_minus_nine_then_resume(mixed_batch, pool, request):
     assert stored < len(MIXED_EXPECTED) - 1, "killed too late to show anything"
     done = subprocess.run(nndl, cwd=mixed_batch, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert scores(mixed_batch) == MIXED_EXPECTED
+    assert toy_scores(mixed_batch) == MIXED_EXPECTED
     assert f"{stored} replayed from verdicts stored by an earlier run" in done.stdout or stored == 0
 
 
@@ -251,8 +223,8 @@ def test_kill_minus_nine_then_resume(mixed_batch, pool, request):
 
 def test_report_and_progress(toy_course, submit, tmp_path):
     """Plain progress lines, the summary, and a JSON report that says what happened to each submission."""
-    submit(toy_course, "toy", "a-right", "toy.ipynb", notebook_with(toy_course))
-    submit(toy_course, "toy", "b-wrong-add", "toy.ipynb", notebook_with(toy_course, add_answer=WRONG_ADD))
+    submit(toy_course, "toy", "a-right", "toy.ipynb", toy_notebook(toy_course))
+    submit(toy_course, "toy", "b-wrong-add", "toy.ipynb", toy_notebook(toy_course, add_answer=WRONG_ADD))
     submit(toy_course, "toy", "c-not-json", "toy.ipynb", "{ nope")
     shown = io.StringIO()
     progress = report.Progress(3, stream=shown, bar=False)
@@ -301,9 +273,9 @@ def test_progress_bar_on_a_terminal():
 def test_worker_that_raises_is_reported_not_recorded(toy_course, submit, pool, request):
     """Graders that cannot run (an instructor's error): tried again, then 'could not be graded' with the reason."""
     (toy_course / "graders" / "toy" / "test_broken.py").write_text("def test_broken(:\n")
-    submit(toy_course, "toy", "a", "toy.ipynb", notebook_with(toy_course))
+    submit(toy_course, "toy", "a", "toy.ipynb", toy_notebook(toy_course))
     where = {"workers": 1} if pool == "local" else {"ray_address": request.getfixturevalue("ray_cluster")}
     [result] = grade.autograde(toy_course, "toy", **where)
     assert not result.graded and result.attempts == 2
     assert "the worker failed: GraderSetupError" in result.error
-    assert scores(toy_course) == {}
+    assert toy_scores(toy_course) == {}

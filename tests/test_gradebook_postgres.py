@@ -11,32 +11,22 @@ and compared, and `nndl gradebook` prints the same table from either.
 
 import shutil
 
-import nbformat
 import pytest
 from sqlalchemy import inspect
 
 from autograder import cli, gradebook, grade
+from toy import WRONG_ADD, toy_notebook
 
 pytestmark = pytest.mark.slow
-
-
-def _solution_with(course_root, **replace):
-    """The toy solution with some cells (by grade id) replaced."""
-    nb = nbformat.read(str(course_root / "solutions" / "toy" / "toy.ipynb"), as_version=4)
-    for cell in nb.cells:
-        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
-        if grade_id in replace:
-            cell.source = replace[grade_id]
-    return nbformat.writes(nb)
 
 
 def _submit_batch(course_root, submit):
     """Right, unanswered, partly wrong and unreadable submissions."""
     submit(course_root, "toy", "a-right", "toy.ipynb",
-           _solution_with(course_root, explain="Adding a and b gives their sum."))
+           toy_notebook(course_root, explain="Adding a and b gives their sum."))
     submit(course_root, "toy", "b-release", "toy.ipynb", (course_root / "release/toy/toy.ipynb").read_text())
     submit(course_root, "toy", "c-wrong-add", "toy.ipynb",
-           _solution_with(course_root, add_answer="def add(a, b):\n    return a - b"))
+           toy_notebook(course_root, add_answer=WRONG_ADD))
     submit(course_root, "toy", "d-not-json", "toy.ipynb", "{ this is not a notebook")
 
 
