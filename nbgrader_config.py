@@ -8,7 +8,7 @@ from nbgrader.preprocessors import (
     IncludeHeaderFooter, LimitOutput, LockCells, SaveAutoGrades,
 )
 
-from autograder.preprocessors import GradeInSandbox
+from nndl.record.step import GradeInSandbox
 
 c = get_config()  # noqa: F821 - provided by traitlets when nbgrader loads this file
 
@@ -38,6 +38,5 @@ c.Autograde.autograde_preprocessors = [
     AssignLatePenalties,
     CheckCellMetadata,
 ]
-c.GradeInSandbox.cell_timeout = 120
-c.GradeInSandbox.submission_timeout = 900
-c.GradeInSandbox.memory_mb = 4096
+# Limits (defaults in nndl/settings.py, Limits) can be set here for the whole course, e.g.
+# c.GradeInSandbox.cell_timeout = 120, and per assignment in autograder/<assignment>/assignment.toml.

@@ -23,7 +23,7 @@ def _seeds():
 
 @pytest.fixture(scope="session")
 def _built_toy_course(tmp_path_factory):
-    from autograder import build
+    from nndl import build
 
     root = tmp_path_factory.mktemp("toy") / "toy_course"
     shutil.copytree(FIXTURES / "toy_course", root)

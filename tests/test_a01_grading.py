@@ -1,7 +1,7 @@
 """a01 (perceptrons and XOR) graded end to end: the solution, the release, flawed, broken and hostile files.
 
 Each sample's expected score per grade cell is worked out from the graders in
-``autograder/a01_perceptrons_xor/samples.py`` (and `autograder.samples` for the
+``autograder/a01_perceptrons_xor/samples.py`` (and `nndl.cli.samples` for the
 broken files), not copied from a run. The batch is graded twice, by local
 worker processes and by tasks on a real local Ray cluster, and every check
 below runs on both; the two gradebooks and feedback notebooks must be identical.
@@ -19,7 +19,10 @@ import json
 import nbformat
 import pytest
 
-from autograder import build, course, grade, gradebook, samples
+from nndl import build, course
+from nndl.batch import coordinator as grade
+from nndl.cli import samples
+from nndl.record import gradebook
 
 pytestmark = pytest.mark.slow
 

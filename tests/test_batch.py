@@ -18,7 +18,7 @@ import time
 import nbformat
 import pytest
 
-from autograder import grade, report
+from nndl.batch import coordinator as grade, report
 from toy import BATCH_EXPECTED, FULL, WRONG_ADD, submit_batch, toy_notebook, toy_scores
 
 pytestmark = pytest.mark.slow
@@ -91,7 +91,7 @@ def test_worker_that_always_dies_is_recorded_not_graded(fault_course, capsys):
     assert "nndl autograde toy --student c-dies-always" in failed.error
     assert results["a-honest"].graded
     assert toy_scores(course) == before, "the gradebook changed for a submission that was not graded"
-    from autograder import cli
+    from nndl import cli
 
     assert cli.main(["--course", str(course), "gradebook", "toy"]) == 0
     shown = capsys.readouterr().out
@@ -175,7 +175,7 @@ def test_gpu_assignment_tasks_each_hold_a_gpu(toy_course, submit, ray_cluster):
 
 def test_ray_cluster_without_the_resources_says_so(toy_course, submit, ray_cluster):
     """An assignment asking more GPUs than the cluster has: a clear error, not a batch that never ends."""
-    from autograder import course
+    from nndl import course
 
     (toy_course / "graders" / "toy" / "assignment.toml").write_text("[resources]\ncpus = 64\n")
     submit(toy_course, "toy", "a", "toy.ipynb", toy_notebook(toy_course))

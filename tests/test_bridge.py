@@ -1,4 +1,4 @@
-"""The data channel between the student's kernel and the graders (autograder.bridge)."""
+"""The data channel between the student's kernel and the graders (nndl.bridge)."""
 
 import base64
 import io
@@ -8,7 +8,7 @@ import pickle
 import numpy as np
 import pytest
 
-from autograder import bridge
+from nndl.bridge import codec as bridge
 
 
 def test_round_trip_of_plain_data_and_arrays():

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from autograder import build
+from nndl import build
 
 KIT = pathlib.Path(__file__).resolve().parent.parent
 ASSIGNMENTS = build.source_assignments(KIT)

@@ -9,7 +9,7 @@ import sys
 import nbformat
 import pytest
 
-from autograder import build, course
+from nndl import build, course
 
 pytestmark = pytest.mark.slow
 

@@ -1,11 +1,11 @@
-"""Admitting a student's Keras model on the trusted side (autograder.export)."""
+"""Admitting a student's Keras model on the trusted side (nndl.bridge.models)."""
 
 import json
 import zipfile
 
 import pytest
 
-from autograder import export
+from nndl.bridge import models as export
 
 keras = pytest.importorskip("keras")
 

@@ -14,7 +14,7 @@ import shutil
 import pytest
 from sqlalchemy import inspect
 
-from autograder import cli, gradebook, grade
+from nndl import cli, gradebook, grade
 from toy import WRONG_ADD, toy_notebook
 
 pytestmark = pytest.mark.slow

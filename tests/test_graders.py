@@ -6,7 +6,7 @@ import pathlib
 import nbformat
 import pytest
 
-from autograder import assignments, build
+from nndl import build, settings as assignments
 
 KIT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -35,13 +35,13 @@ def autograded_cells(assignment):
 @pytest.mark.parametrize("assignment", build.source_assignments(KIT))
 def test_each_autograded_cell_has_hidden_tests_and_no_test_is_orphaned(assignment):
     """Is every autograded cell scored by some hidden test, and does every test score a real cell?"""
-    graders = grader_cells(assignments.settings_for(assignment).grader_dir)
+    graders = grader_cells(assignments.grader_dir(KIT / "autograder", assignment))
     assert graders == autograded_cells(assignment)
 
 
 def test_unknown_assignment_names_the_known_ones():
     """Does asking for an assignment with no graders say which ones exist?"""
     with pytest.raises(assignments.UnknownAssignment, match="a01_perceptrons_xor"):
-        assignments.settings_for("a99_nothing")
+        assignments.grader_dir(KIT / "autograder", "a99_nothing")
     with pytest.raises(assignments.UnknownAssignment):
-        assignments.settings_for("../tests")
+        assignments.grader_dir(KIT / "autograder", "../tests")

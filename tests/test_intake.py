@@ -1,11 +1,11 @@
-"""Intake: reading what a student handed in without running it (autograder.intake)."""
+"""Intake: reading what a student handed in without running it (nndl.intake)."""
 
 import json
 
 import nbformat
 import pytest
 
-from autograder import intake
+from nndl import intake
 
 
 @pytest.fixture

@@ -25,7 +25,9 @@ import nbformat
 import psutil
 import pytest
 
-from autograder import gradebook, grade, sandbox
+from nndl.batch import coordinator as grade
+from nndl.kernel import sandbox
+from nndl.record import gradebook
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(sandbox.bubblewrap_problem() is not None,
@@ -292,7 +294,7 @@ def batch(tmp_path_factory):
     """All cases in one batch, each between two honest submissions."""
     import shutil
 
-    from autograder import build
+    from nndl import build
 
     course = tmp_path_factory.mktemp("redteam") / "course"
     shutil.copytree(KIT / "tests" / "fixtures" / "toy_course", course)
@@ -334,7 +336,7 @@ def batch(tmp_path_factory):
     started = time.monotonic()
     results = grade.autograde(course, "toy", config_overrides={"GradeInSandbox": {
         "cell_timeout": 10, "submission_timeout": 90, "call_timeout": 10, "grader_timeout": 120,
-        "memory_mb": 1024}})
+        "sandbox_memory_mb": 1024}})
     seconds = time.monotonic() - started
     time.sleep(7)  # give any escaped background process time to act
     listener.running = False
@@ -427,7 +429,7 @@ def model_batch(tmp_path_factory):
     """a01's solution with each model attack, and an honest solution, graded in one batch."""
     import shutil
 
-    from autograder import build, course as kit_course
+    from nndl import build, course as kit_course
 
     root = tmp_path_factory.mktemp("redteam-models") / "course"
     shutil.copytree(KIT / "source" / "a01_perceptrons_xor", root / "source" / "a01_perceptrons_xor")

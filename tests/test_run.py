@@ -1,13 +1,13 @@
-"""Running a notebook in its own kernel, with limits (autograder.run)."""
+"""Running a notebook in its own kernel, with limits (nndl.kernel.run)."""
 
 import os
 
 import nbformat
-import psutil
 import pytest
 
-from autograder import sandbox
-from autograder.run import Limits, NotebookRun
+from nndl.kernel import sandbox
+from nndl.kernel.run import NotebookRun
+from nndl.settings import Limits
 
 pytestmark = pytest.mark.slow
 
@@ -83,7 +83,7 @@ def test_submission_deadline_stops_the_run():
 def test_memory_cap_stops_the_cell():
     """Is a cell that allocates past the memory cap killed, reported and skipped?"""
     nb = notebook("ok = 1", "import numpy as np\nhog = np.ones(400 * 2**20 // 8)", "after = ok")
-    with NotebookRun(nb, Limits(memory_mb=300)) as run:
+    with NotebookRun(nb, Limits(sandbox_memory_mb=300)) as run:
         problems = run.execute()
         assert any(p.index == 1 and "300 MiB" in p.message for p in problems)
         assert run.request("value", "after") == {"ok": True, "value": 1}
@@ -127,7 +127,7 @@ def test_everything_started_is_gone_after_close():
         assert sleepers, [p.name() for p in tree]
         run_dir = run.run_dir
     for proc in tree:
-        assert sandbox.wait_until_gone(proc.pid), proc
+        assert _wait_until_gone(proc.pid), proc
     assert not os.path.exists(run_dir)
 
 
@@ -151,3 +151,17 @@ def test_flood_of_output_is_capped():
         assert kept <= 2**20
         assert any("printed more than" in p.message for p in problems), problems
         assert run.request("value", "after") == {"ok": True, "value": 1}, problems
+
+
+def _wait_until_gone(pid, timeout=5.0):
+    """Wait for a process to disappear; True if it did."""
+    import time
+
+    import psutil
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not psutil.pid_exists(pid):
+            return True
+        time.sleep(0.05)
+    return not psutil.pid_exists(pid)

@@ -10,7 +10,8 @@ otter-grader's in-notebook checks). The honest score is 0 for `add` and 3 for
 import nbformat
 import pytest
 
-from autograder import grade, gradebook
+from nndl.batch import coordinator as grade
+from nndl.record import gradebook
 
 pytestmark = pytest.mark.slow
 

@@ -6,7 +6,7 @@ The toy assignment (tests/fixtures/toy_course) has two autograded cells, ``add``
 
 import nbformat
 
-from autograder import gradebook
+from nndl.record import gradebook
 
 WRONG_ADD = "def add(a, b):\n    return a - b"
 # Flattening keeps the values of a 1-d input (weight 2 of 3) but loses a 2-d shape.

@@ -10,7 +10,7 @@ hand and is not listed.
 
 The demo and the kit's tests grade these samples end to end and compare the
 recorded scores with `expected`. The solution itself and the untouched
-release are not listed: `autograder.samples` makes those two for every
+release are not listed: `nndl.cli.samples` makes those two for every
 assignment.
 """
 

@@ -12,7 +12,7 @@ was expected, what was received.
 import numpy as np
 import pytest
 
-from autograder.a01_perceptrons_xor import reference
+import reference  # from this grader folder: the copy that travelled with the job
 
 BINARY_PAIRS = [(0, 0), (0, 1), (1, 0), (1, 1)]
 TRAINING_KEYS = ("w", "b", "converged", "epochs", "errors")

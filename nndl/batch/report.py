@@ -117,7 +117,7 @@ def write_report(path, *, assignment, results, started, pool, db_url):
     and preparation seconds, attempts, whether it was replayed, the worker it ran
     on with that worker's peak memory, and the messages the student sees.
     """
-    from autograder import gradebook
+    from nndl.record import gradebook
 
     scores = {}
     try:
@@ -158,7 +158,7 @@ def write_report(path, *, assignment, results, started, pool, db_url):
     }
     if scores_error:
         document["scores_error"] = scores_error
-    from autograder.verdicts import write_json_atomically
+    from nndl.store import write_json_atomically
 
     write_json_atomically(path, document, indent=2, default=str)
     return pathlib.Path(path)

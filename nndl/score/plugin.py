@@ -1,7 +1,8 @@
 """The pytest plugin loaded into the hidden-grader process.
 
 It gives grader files the `student` fixture and the `grade_cell` marker, and
-writes each test's outcome to a results file for the coordinator. The process
+sends each test's outcome back over the pipe it was given (never through a
+file a kernel could reach); its state lives in pytest's `config.stash`. The process
 it runs in never imports or executes student code: the fixture's requests go
 to the coordinator over a pipe, and answers come back as data.
 """
@@ -11,10 +12,15 @@ import os
 
 import pytest
 
-from autograder import bridge
-from autograder.score import StudentError
+from nndl.bridge import codec as bridge
+from nndl.score import StudentError
 
 BRIDGE_ENV = "NNDL_GRADER_BRIDGE_FDS"
+#: The `Student` talking to the coordinator, or None outside the kit's runner.
+STUDENT = pytest.StashKey()
+#: The tests collected, and the outcomes of those that ran.
+COLLECTED = pytest.StashKey()
+RESULTS = pytest.StashKey()
 
 
 class Student:
@@ -59,7 +65,7 @@ class Student:
 
     def model(self, name):
         """The notebook's Keras model `name`, checked and loaded safely."""
-        from autograder.export import ModelRejected, load_model_safely
+        from nndl.bridge.models import ModelRejected, load_model_safely
 
         path = self._ask("model", name)["path"]
         try:
@@ -71,20 +77,21 @@ class Student:
 def pytest_configure(config):
     config.addinivalue_line(
         "markers", "grade_cell(grade_id, weight=1): the nbgrader grade cell this test scores")
-    config._nndl_results = []
-    config._nndl_student = None
+    config.stash[RESULTS] = []
+    config.stash[COLLECTED] = []
+    config.stash[STUDENT] = None
     fds = os.environ.get(BRIDGE_ENV)
     if fds:
         read_fd, write_fd = (int(fd) for fd in fds.split(","))
-        config._nndl_student = Student(os.fdopen(read_fd, "r"), os.fdopen(write_fd, "w"))
+        config.stash[STUDENT] = Student(os.fdopen(read_fd, "r"), os.fdopen(write_fd, "w"))
 
 
 @pytest.fixture(scope="session")
 def student(pytestconfig):
     """The student's notebook, reachable only through the coordinator."""
-    if pytestconfig._nndl_student is None:
-        raise RuntimeError("graders must be run by the kit's grading runner (autograder.score.runner)")
-    return pytestconfig._nndl_student
+    if pytestconfig.stash[STUDENT] is None:
+        raise RuntimeError("graders must be run by the kit's grading runner (nndl.score.runner)")
+    return pytestconfig.stash[STUDENT]
 
 
 def _message(excinfo):
@@ -106,7 +113,7 @@ def pytest_runtest_makereport(item, call):
     if marker is None:
         return
     if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
-        item.config._nndl_results.append({
+        item.config.stash[RESULTS].append({
             "test": item.nodeid,
             "grade_cell": marker.args[0],
             "weight": float(marker.kwargs.get("weight", 1)),
@@ -116,7 +123,7 @@ def pytest_runtest_makereport(item, call):
 
 
 def pytest_collection_modifyitems(config, items):
-    config._nndl_collected = [
+    config.stash[COLLECTED] = [
         {"test": item.nodeid,
          "grade_cell": item.get_closest_marker("grade_cell").args[0],
          "weight": float(item.get_closest_marker("grade_cell").kwargs.get("weight", 1))}
@@ -126,9 +133,9 @@ def pytest_collection_modifyitems(config, items):
 
 def pytest_unconfigure(config):
     # The verdicts go back over the pipe, never through a file a kernel could reach.
-    student = config._nndl_student
+    student = config.stash.get(STUDENT, None)
     if student is not None:
         student._writer.write(json.dumps({"op": "results",
-                                          "collected": getattr(config, "_nndl_collected", []),
-                                          "results": config._nndl_results}) + "\n")
+                                          "collected": config.stash[COLLECTED],
+                                          "results": config.stash[RESULTS]}) + "\n")
         student._writer.flush()

@@ -56,7 +56,7 @@ def _parser():
 
 
 def _course_root(arg):
-    from autograder.course import KIT_ROOT
+    from nndl.course import KIT_ROOT
 
     if arg:
         return pathlib.Path(arg).resolve()
@@ -68,12 +68,12 @@ def _course_root(arg):
 def main(argv=None):
     """Entry point of the `nndl` command; returns the exit status."""
     args = _parser().parse_args(argv)
-    from autograder import assignments, course
+    from nndl import course, settings
 
     root = _course_root(args.course)
     try:
         if args.verb == "build":
-            from autograder.build import build
+            from nndl.build import build
 
             names = build(root, assignment=args.assignment)
             print(f"Built {', '.join(names)}: release/ and solutions/ are up to date.")
@@ -82,12 +82,12 @@ def main(argv=None):
         elif args.verb == "gradebook":
             _print_gradebook(root, args.assignment)
         elif args.verb == "demo":
-            from autograder.demo import run_demo
+            from nndl.cli.demo import run_demo
 
             outcome = run_demo(workspace=args.workspace)
             unexpected = [s.student for batch in outcome.values() for s, row in batch if row is None]
             return 1 if unexpected else 0
-    except (course.CourseError, assignments.UnknownAssignment) as error:
+    except (course.CourseError, settings.UnknownAssignment, settings.SettingsError) as error:
         print(f"nndl {args.verb}: {error}", file=sys.stderr)
         return 2
     return 0
@@ -96,8 +96,8 @@ def main(argv=None):
 def _autograde(root, args):
     import time
 
-    from autograder import report
-    from autograder.grade import autograde, sandbox_warning, submitted_students
+    from nndl.batch import report
+    from nndl.batch.coordinator import autograde, sandbox_warning, submitted_students
 
     warning = sandbox_warning(args.unsafe_no_sandbox)
     if warning:
@@ -129,16 +129,17 @@ def _autograde(root, args):
 
 
 def _print_gradebook(root, assignment):
-    from autograder import course, gradebook
+    from nndl import course
+    from nndl.record import gradebook
+    from nndl.store import NotGradedRecords
 
     config = course.load_config(root)
     api = course.nbgrader_api(config)
-    from autograder.grade import NotGradedRecords
 
     grade_ids, rows = gradebook.cell_scores(api.coursedir.db_url, assignment)
     not_graded = NotGradedRecords(root, assignment).all()
     if not rows:
-        from autograder.report import redact
+        from nndl.batch.report import redact
 
         print(f"No grades recorded for {assignment!r} in {redact(api.coursedir.db_url)}.")
     else:

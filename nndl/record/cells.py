@@ -23,12 +23,23 @@ def autograded_cells(nb):
             if cell.cell_type == "code" and utils.is_grade(cell) and not utils.is_solution(cell)]
 
 
+def record_verdict(nb, verdict):
+    """Write a verdict into the notebook: run problems under their cells, outcomes in the grade cells.
+
+    Returns:
+        ``{grade_id: fraction}`` for the cells scored, for logging.
+    """
+    annotate_problems(nb, verdict.problems)
+    notices = list(nb.metadata.get("nndl", {}).get("intake", [])) + [p.message for p in verdict.problems]
+    return write_verdicts(nb, verdict, notices)
+
+
 def write_verdicts(nb, report, notices=()):
     """Replace every autograded cell's outputs with its hidden tests' verdict.
 
     Args:
         nb: the executed notebook.
-        report: a `GraderReport`.
+        report: a `nndl.contracts.Verdict` (its outcomes).
         notices: sentences about the whole submission (intake and run
             problems); shown in every cell that lost points, so that a student
             reading any one of them learns why.

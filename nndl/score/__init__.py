@@ -1,8 +1,8 @@
 """Step 4 of DESIGN.md: the hidden graders, run where student code never is.
 
-`autograder.score.runner` starts pytest in a separate, isolated process over
+`nndl.score.runner` starts pytest in a separate, isolated process over
 an assignment's grader folder and serves its requests to the student's kernel;
-`autograder.score.plugin` is the pytest side of that conversation (the
+`nndl.score.plugin` is the pytest side of that conversation (the
 `student` fixture and the `grade_cell` marker). This module holds only what
 grader files import.
 """

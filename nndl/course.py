@@ -16,6 +16,8 @@ from traitlets.config import Config
 from traitlets.config.loader import PyFileConfigLoader
 
 KIT_ROOT = pathlib.Path(__file__).resolve().parent.parent
+#: A submission's files beside its notebooks, all together, travel up to this size.
+MAX_SUBMISSION_FILES_BYTES = 512 * 2**20
 
 
 class CourseError(RuntimeError):
@@ -77,13 +79,57 @@ def master_notebooks(root, assignment, config=None):
     return sorted(folder.glob("*.ipynb"))
 
 
-def write_course_config(folder, *, source=None, release=None, solutions=None):
+def grader_files(grader_dir):
+    """An assignment's hidden-grader folder as data: relative path -> bytes (no links, no caches)."""
+    grader_dir = pathlib.Path(grader_dir)
+    files = {}
+    for path in sorted(grader_dir.rglob("*")):
+        if path.is_file() and not path.is_symlink() and "__pycache__" not in path.parts:
+            files[str(path.relative_to(grader_dir))] = path.read_bytes()
+    return files
+
+
+def submission_files(*folders):
+    """The regular files (not notebooks, not links) of `folders`, later folders winning.
+
+    This is what nbgrader's autograde puts beside the notebook: the
+    submission's files, then the master's over them.
+
+    Returns:
+        ``(files, notes)``: relative path -> bytes, and a sentence for each file left out.
+    """
+    from nndl.settings import MAX_FILE_BYTES
+
+    files, notes, total = {}, [], 0
+    for folder in folders:
+        folder = pathlib.Path(folder)
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.rglob("*")):
+            if path.is_symlink() or not path.is_file() or path.suffix == ".ipynb":
+                continue
+            if any(part.startswith(".nndl") for part in path.relative_to(folder).parts):
+                continue
+            size = path.stat().st_size
+            relative = str(path.relative_to(folder))
+            if size > MAX_FILE_BYTES or total + size > MAX_SUBMISSION_FILES_BYTES:
+                notes.append(f"{relative} ({size / 2**20:.0f} MiB) was left out: a file may be at most "
+                             f"{MAX_FILE_BYTES // 2**20} MiB and a submission's files "
+                             f"{MAX_SUBMISSION_FILES_BYTES // 2**20} MiB in all.")
+                continue
+            total += size - len(files.get(relative, b""))
+            files[relative] = path.read_bytes()
+    return files, notes
+
+
+def write_course_config(folder, *, source=None, release=None, solutions=None, graders=None):
     """Make `folder` a course directory that uses the kit's configuration.
 
     Its ``nbgrader_config.py`` loads the kit's, then points the source,
     release and solution folders wherever given (by default nbgrader's usual
     folders inside `folder`), so nbgrader's own commands work there as in
-    any course.
+    any course; `graders` points at the hidden graders' folder (by default
+    ``autograder/`` inside `folder`).
     """
     lines = ["# A course folder using the nndl kit's configuration.",
              "c = get_config()  # noqa: F821",
@@ -92,6 +138,8 @@ def write_course_config(folder, *, source=None, release=None, solutions=None):
                          ("solution_directory", solutions)):
         if value is not None:
             lines.append(f"c.CourseDirectory.{trait} = {str(value)!r}")
+    if graders is not None:
+        lines.append(f"c.GradeInSandbox.graders_root = {str(graders)!r}")
     folder = pathlib.Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "nbgrader_config.py").write_text("\n".join(lines) + "\n")

@@ -1,7 +1,7 @@
 """`nndl demo`: the kit's main job on the embedded default, end to end.
 
 Builds the course (``release/`` and ``solutions/`` from ``source/``), makes a
-batch of sample submissions (`autograder.samples`) in a demo course folder,
+batch of sample submissions (`nndl.cli.samples`) in a demo course folder,
 grades them with `nndl autograde` (nbgrader's pipeline with the kit's step, a
 SQLite gradebook), and prints the gradebook beside what each sample should
 have earned.
@@ -10,7 +10,10 @@ have earned.
 import pathlib
 import shutil
 
-from autograder import build, course, grade, gradebook, samples
+from nndl import build, course
+from nndl.batch import coordinator as grade
+from nndl.cli import samples
+from nndl.record import gradebook
 
 
 def run_demo(*, workspace=None, assignments=None, out=print, root=course.KIT_ROOT):

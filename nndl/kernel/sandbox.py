@@ -250,16 +250,6 @@ def new_run_directory(root=None):
     return path
 
 
-def wait_until_gone(pid, timeout=5.0):
-    """Wait for a process to disappear; True if it did."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not psutil.pid_exists(pid):
-            return True
-        time.sleep(0.05)
-    return not psutil.pid_exists(pid)
-
-
 #: The unprivileged user the student's kernel runs as when the kit runs as root.
 SANDBOX_UID = 65534
 #: System folders the kernel may read (never write).

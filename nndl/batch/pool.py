@@ -1,10 +1,10 @@
 """Where grading jobs run: worker processes on this machine, or tasks on a Ray cluster.
 
-Both pools take `autograder.jobs.GradingJob` objects and hand back, one at a
+Both pools take `nndl.contracts.GradingJob` objects and hand back, one at a
 time as they finish, either a `JobResult` or a `WorkerLost` saying why no
 result came: the worker raised, died, was lost with its Ray node, or ran past
 its deadline (then it is killed). They never retry on their own; the
-coordinator decides (`autograder.grade`), so both pools fail alike.
+coordinator decides (`nndl.batch.coordinator`), so both pools fail alike.
 
 A job's deadline counts from when a worker takes it: the local pool hands a
 job to an idle worker only, and the Ray pool keeps no more tasks in flight
@@ -17,9 +17,10 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import time
-import traceback
 
-from autograder import jobs, sandbox
+from nndl import scratch
+from nndl.batch import worker
+from nndl.kernel import sandbox
 
 
 @dataclasses.dataclass
@@ -86,17 +87,20 @@ class LocalPool(_Pool):
 
     Args:
         workers: processes at once.
-        graders: the assignment's grader folder as data (`jobs.grader_files`).
+        graders: the assignment's grader folder as data (`nndl.course.grader_files`).
         gpu_devices: for a GPU assignment, the devices to share out; worker i
             sees only ``gpu_devices[i % len(gpu_devices)]``.
+        runner: what a worker calls with ``(job, graders)``; a module-level
+            function (workers are spawned). Tests pass a fake one.
     """
 
     kind = "local"
 
-    def __init__(self, workers, graders, *, gpu_devices=()):
+    def __init__(self, workers, graders, *, gpu_devices=(), runner=worker.run_job):
         super().__init__()
         self.size = max(1, int(workers))
         self.graders = graders
+        self.runner = runner
         self.gpu_devices = list(gpu_devices)
         self._context = multiprocessing.get_context("spawn")
         self._slots = [None] * self.size  # (process, connection) per slot; _running is keyed by slot
@@ -160,7 +164,7 @@ class LocalPool(_Pool):
         env = {}
         if self.gpu_devices:
             env["CUDA_VISIBLE_DEVICES"] = str(self.gpu_devices[slot % len(self.gpu_devices)])
-        process = self._context.Process(target=_worker_main, args=(theirs, self.graders, env),
+        process = self._context.Process(target=worker.worker_loop, args=(theirs, self.graders, env, self.runner),
                                         name=f"nndl-worker-{slot}", daemon=True)
         process.start()
         theirs.close()
@@ -172,46 +176,19 @@ class LocalPool(_Pool):
         if self._slots[slot] is None:
             return
         process, connection = self._slots[slot]
+        root = scratch.root_name(process.pid) if process.pid is not None else None
         if process.pid is not None:
             sandbox.kill_tree(process.pid)
         process.join(timeout=5)
         connection.close()
+        if root is not None:
+            scratch.remove_root(root)  # what the worker had in hand: copies of graders, run folders
         self._slots[slot] = None
 
     def close(self):
         """Stop every worker, with all it started; an idle one has nothing left to lose."""
         for slot in range(self.size):
             self._retire(slot)
-
-
-def _worker_main(connection, graders, env):
-    """A local worker's loop: take a job, grade it, send back the result."""
-    os.environ.update(env)
-    import autograder.preprocessors  # noqa: F401  (the grading machinery, imported before the first job)
-
-    while True:
-        try:
-            job = connection.recv()
-        except (EOFError, OSError):
-            return
-        if job is None:
-            return
-        try:
-            reply = ("ok", jobs.run_job(job, graders))
-        except BaseException as error:  # the coordinator decides what a failed job costs
-            reply = ("error", _describe(error))
-        try:
-            connection.send(reply)
-        except (BrokenPipeError, OSError):
-            return
-
-
-def _describe(error):
-    """One line naming an exception and where it came from, for the coordinator's record."""
-    frames = traceback.extract_tb(error.__traceback__)
-    where = f" (at {os.path.basename(frames[-1].filename)}:{frames[-1].lineno})" if frames else ""
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0] if text else ''}{where}"[:1000]
 
 
 class RayPool(_Pool):
@@ -301,7 +278,7 @@ class RayPool(_Pool):
             try:
                 return job_id, ray.get(ready[0])
             except ray.exceptions.RayTaskError as error:
-                return job_id, WorkerLost(f"the worker failed: {_describe(getattr(error, 'cause', None) or error)}")
+                return job_id, WorkerLost(f"the worker failed: {worker.describe(getattr(error, 'cause', None) or error)}")
             except ray.exceptions.RayError as error:
                 first_line = (str(error).strip().splitlines() or [""])[0]
                 return job_id, WorkerLost(f"the Ray worker was lost ({type(error).__name__}: {first_line})"[:500])
@@ -323,7 +300,7 @@ def _ray_task(job, graders):
     """A Ray task: grade one job on whichever node Ray chose."""
     import ray
 
-    result = jobs.run_job(job, graders)
+    result = worker.run_job(job, graders)
     result.worker["ray_node"] = ray.get_runtime_context().get_node_id()
     result.worker["gpus"] = [str(g) for g in ray.get_gpu_ids()]
     return result

@@ -9,7 +9,7 @@ written, so a test can rebuild into a temporary folder and compare.
 import pathlib
 import shutil
 
-from autograder import course
+from nndl import course
 
 
 def source_assignments(root, config=None):

@@ -8,7 +8,6 @@ While they run, this process serves their requests to the student's kernel;
 at the end the plugin sends back each test's outcome over the same pipe.
 """
 
-import dataclasses
 import json
 import os
 import select
@@ -17,65 +16,26 @@ import sys
 import tempfile
 import time
 
-from autograder import bridge
-from autograder.score.plugin import BRIDGE_ENV
+from nndl.bridge import codec as bridge
+from nndl.contracts import GraderReport, TestOutcome
+from nndl.score.plugin import BRIDGE_ENV
 
 
 class GraderSetupError(RuntimeError):
     """The hidden graders themselves could not run: an instructor's problem."""
 
 
-@dataclasses.dataclass
-class TestOutcome:
-    """One hidden test's verdict."""
-
-    test: str
-    grade_cell: str
-    weight: float
-    passed: bool
-    message: str
-
-
-@dataclasses.dataclass
-class GraderReport:
-    """All hidden tests' verdicts for one submission."""
-
-    outcomes: list
-    log: str
-
-    def cell_fraction(self, grade_id):
-        """Share of the cell's weight earned, or None if no test scores it."""
-        tests = [o for o in self.outcomes if o.grade_cell == grade_id]
-        total = sum(o.weight for o in tests)
-        if not tests or total <= 0:
-            return None
-        return sum(o.weight for o in tests if o.passed) / total
-
-    def cell_outcomes(self, grade_id):
-        """The outcomes of the tests that score one grade cell."""
-        return [o for o in self.outcomes if o.grade_cell == grade_id]
-
-
 def grader_command(grader_dir):
     """The command line that runs one assignment's graders, isolated."""
     return [
         sys.executable, "-I", "-m", "pytest", str(grader_dir),
-        "-p", "autograder.score.plugin",
+        "-p", "nndl.score.plugin",
         "-p", "no:cacheprovider", "-p", "no:stepwise",
         "--assert=plain", "-q", "--no-header", "-rN", "--tb=short",
         "--rootdir", str(grader_dir), "--confcutdir", str(grader_dir),
         "-o", "python_files=test_*.py", "-o", "addopts=", "-o", "testpaths=",
         "-W", "ignore::DeprecationWarning",
     ]
-
-
-def run_graders(grader_dir, notebook_run, *, timeout=600, env=None):
-    """Run the hidden graders against a live `NotebookRun` (`start_graders`, then `serve`)."""
-    graders = start_graders(grader_dir, env=env)
-    try:
-        return graders.serve(notebook_run, timeout=timeout)
-    finally:
-        graders.close()
 
 
 def start_graders(grader_dir, *, env=None):
@@ -119,7 +79,7 @@ class GraderProcess:
         """Answer the graders' requests from `notebook_run` until they finish.
 
         Args:
-            notebook_run: an executed `autograder.run.NotebookRun`.
+            notebook_run: an executed `nndl.kernel.run.NotebookRun`.
             timeout: seconds for all graders together, from now.
 
         Returns:

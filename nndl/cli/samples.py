@@ -2,7 +2,7 @@
 
 Made from the committed solutions and release: the solution (full marks), the
 untouched release (nothing earned), the assignment's own flawed variants
-(``autograder/<assignment>/samples.py``: solution cells replaced, with the
+(``autograder/<assignment>/samples.py`` of the course: solution cells replaced, with the
 score each grade cell should earn) and broken files any assignment can
 receive (not JSON, a deleted grade cell, a duplicated cell id, a kernel that
 dies). Each sample says what it should earn, worked out from the graders,
@@ -11,7 +11,7 @@ not from a previous run.
 
 import copy
 import dataclasses
-import importlib
+import importlib.util
 import json
 import pathlib
 
@@ -60,6 +60,17 @@ def with_replaced_cells(nb, replace):
     return nb
 
 
+def _assignment_samples_module(grader_dir):
+    """The `SAMPLES` of an assignment's ``samples.py`` (read from its grader folder), or []."""
+    path = pathlib.Path(grader_dir) / "samples.py"
+    if not path.is_file():
+        return []
+    spec = importlib.util.spec_from_file_location(f"nndl_samples_{pathlib.Path(grader_dir).name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.SAMPLES
+
+
 def assignment_samples(root, assignment):
     """All samples of one assignment's first notebook, in a fixed order."""
     root = pathlib.Path(root)
@@ -73,10 +84,7 @@ def assignment_samples(root, assignment):
         Sample("s01-solution", "the worked solution", _write(solution), dict(full)),
         Sample("s02-untouched-release", "the release handed back unanswered", _write(release), dict(zero)),
     ]
-    try:
-        flawed = importlib.import_module(f"autograder.{assignment}.samples").SAMPLES
-    except ModuleNotFoundError:
-        flawed = []
+    flawed = _assignment_samples_module(root / "autograder" / assignment)
     for number, spec in enumerate(flawed, start=3):
         expected = dict(full)
         expected.update({k: float(v) for k, v in spec["expected"].items()})

@@ -112,7 +112,7 @@ def parse_answer(raw):
 
 def read_answer(path):
     """Read (never through a link) and decode an answer file; see `parse_answer`."""
-    from autograder.sandbox import read_regular_file
+    from nndl.kernel.sandbox import read_regular_file
 
     try:
         raw = read_regular_file(path, MAX_ANSWER_BYTES + 1)

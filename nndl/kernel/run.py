@@ -2,14 +2,13 @@
 
 `NotebookRun` executes every code cell with a wall clock per cell and per
 submission and a memory cap, keeps the kernel alive afterwards so that graders
-can ask it for values and function calls (through `autograder.bridge`), and
+can ask it for values and function calls (through `nndl.bridge`), and
 ends the whole process tree when it closes. A cell that kills the kernel, runs
 out of memory or cannot be interrupted is skipped: the kernel is restarted,
 the cells before it are run again, and the notebook carries on, so one broken
 cell costs only what depends on it.
 """
 
-import dataclasses
 import json
 import os
 import shutil
@@ -23,46 +22,15 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
 import nndl_datasets
-from autograder import bridge, sandbox
+from nndl.bridge import codec as bridge
+from nndl.contracts import CellProblem
+from nndl.kernel import sandbox
+from nndl.settings import MAX_FILE_BYTES
 
 #: The course's student-side package, the only part of the kit a sandbox sees.
 STUDENT_PACKAGE = os.path.dirname(nndl_datasets.__file__)
 #: The probe sent after an interrupt to see whether the kernel came back.
 _PROBE_TIMEOUT = 10
-
-
-@dataclasses.dataclass
-class Limits:
-    """Limits on one submission's run. All times are wall-clock seconds."""
-
-    cell_timeout: float = 120
-    submission_timeout: float = 900
-    memory_mb: int = 4096
-    call_timeout: float = 60
-    max_restarts: int = 2
-    #: Processes (and threads) the sandbox's user may run at once.
-    max_processes: int = 512
-    #: Largest file the kernel may write, in MiB.
-    max_file_mb: int = 512
-    #: Output kept per cell and per notebook, in MiB; the rest is dropped.
-    cell_output_mb: float = 2
-    notebook_output_mb: float = 20
-    #: What the kernel's folder may hold, in MiB.
-    scratch_mb: int = 2048
-
-    @classmethod
-    def from_mapping(cls, mapping):
-        """Build limits from a config mapping, ignoring unknown keys."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in mapping.items() if k in names})
-
-
-@dataclasses.dataclass
-class CellProblem:
-    """Something that went wrong in one cell, said for the student."""
-
-    index: int
-    message: str
 
 
 class CappedOutputClient(NotebookClient):
@@ -109,7 +77,7 @@ class NotebookRun:
 
     Args:
         nb: the notebook (nbformat node); its cells get their outputs.
-        limits: a `Limits`.
+        limits: a `nndl.settings.Limits`.
         scratch_files: directory whose regular files are copied into the
             kernel's scratch directory (the submission's own files).
         log: a logger.
@@ -197,7 +165,7 @@ class NotebookRun:
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.client.start_new_kernel_client()
         self.kernel_pid = km.provisioner.process.pid
-        self.watchdog = sandbox.ResourceWatchdog(self.kernel_pid, self.limits.memory_mb * 2**20,
+        self.watchdog = sandbox.ResourceWatchdog(self.kernel_pid, self.limits.sandbox_memory_mb * 2**20,
                                                  scratch=self.scratch, scratch_bytes=self.limits.scratch_mb * 2**20)
         self.watchdog.start()
 
@@ -292,7 +260,7 @@ class NotebookRun:
 
     def _death_message(self, index):
         if self.watchdog is not None and self.watchdog.tripped == "memory":
-            return (f"Cell {index + 1} used more than the {self.limits.memory_mb} MiB of memory "
+            return (f"Cell {index + 1} used more than the {self.limits.sandbox_memory_mb} MiB of memory "
                     "a submission may use; it was stopped and skipped.")
         if self.watchdog is not None and self.watchdog.tripped == "scratch":
             return (f"Cell {index + 1} filled the notebook's folder past its {self.limits.scratch_mb} MiB; "
@@ -419,10 +387,6 @@ class NotebookRun:
                     pass
             answer["path"] = exported
         return answer
-
-
-#: Largest single file copied in or out of a sandbox, in bytes.
-MAX_FILE_BYTES = 256 * 2**20
 
 
 def _copy_regular_file(src, dst, max_bytes=MAX_FILE_BYTES):

@@ -1,1 +1,0 @@
-"""Hidden graders, reference implementations and sample submissions for a01_perceptrons_xor."""
