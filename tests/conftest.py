@@ -6,8 +6,7 @@ import shutil
 
 import pytest
 
-KIT = pathlib.Path(__file__).resolve().parent.parent
-FIXTURES = pathlib.Path(__file__).resolve().parent / "fixtures"
+from kit import FIXTURES, KIT  # noqa: F401  (re-exported for older imports)
 
 
 @pytest.fixture(autouse=True)

@@ -26,8 +26,7 @@ from nndl.record import gradebook
 
 pytestmark = pytest.mark.slow
 
-KIT = pathlib.Path(__file__).resolve().parent.parent
-A01 = "a01_perceptrons_xor"
+from kit import A01, KIT, feedback
 
 
 def make_course(folder):
@@ -106,16 +105,7 @@ def test_local_workers_and_ray_record_identical_grades(graded_locally, graded_on
     assert {s: r.graded for s, r in local_results.items()} == {s: r.graded for s, r in ray_results.items()}
     for sample in batch:
         path = pathlib.Path("autograded", sample.student, A01, "perceptrons_xor.ipynb")
-        assert _feedback(local_root / path) == _feedback(ray_root / path), sample.student
-
-
-def _feedback(path):
-    """What a student reads in a graded notebook: each cell's source and its text outputs (not timings)."""
-    nb = nbformat.read(str(path), as_version=4)
-    return [(c.source, [o.get("evalue") or (o.get("text") if o.get("name") != "stderr" else None)
-                        or o.get("data", {}).get("text/plain") for o in c.get("outputs", [])
-                        if c.metadata.get("nbgrader", {}).get("grade")])
-            for c in nb.cells]
+        assert feedback(local_root / path) == feedback(ray_root / path), sample.student
 
 
 def test_hostile_cells_changed_nothing_outside(graded_batch):

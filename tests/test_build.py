@@ -1,14 +1,13 @@
 """`nndl build`: release/ and solutions/ are generated, current, and leak nothing."""
 
 import json
-import pathlib
 import re
 
 import pytest
 
 from nndl import build
 
-KIT = pathlib.Path(__file__).resolve().parent.parent
+from kit import KIT
 ASSIGNMENTS = build.source_assignments(KIT)
 
 

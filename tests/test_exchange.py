@@ -13,8 +13,7 @@ from nndl import build, course
 
 pytestmark = pytest.mark.slow
 
-KIT = pathlib.Path(__file__).resolve().parent.parent
-A01 = "a01_perceptrons_xor"
+from kit import A01, KIT
 BIN = pathlib.Path(sys.executable).parent
 
 

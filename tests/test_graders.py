@@ -1,14 +1,13 @@
 """Every assignment's hidden graders and its master agree on the grade cells."""
 
 import ast
-import pathlib
 
 import nbformat
 import pytest
 
 from nndl import build, settings as assignments
 
-KIT = pathlib.Path(__file__).resolve().parent.parent
+from kit import KIT
 
 
 def grader_cells(grader_dir):

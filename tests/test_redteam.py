@@ -33,7 +33,7 @@ pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(sandbox.bubblewrap_problem() is not None,
                                  reason=f"the sandbox cannot start here: {sandbox.bubblewrap_problem()}")]
 
-KIT = pathlib.Path(__file__).resolve().parent.parent
+from kit import KIT
 WRONG_ADD = "def add(a, b):\n    return a - b\n"
 HONEST = (2.0, 3.0)
 WRONG = (0.0, 3.0)
@@ -302,7 +302,7 @@ def batch(tmp_path_factory):
     solution = (course / "solutions" / "toy" / "toy.ipynb").read_text()
     listener = Listener()
     listener.start()
-    ctx = {"course": course, "graders": course / "graders", "kit": KIT, "marker": MARKER,
+    ctx = {"course": course, "graders": course / "autograder", "kit": KIT, "marker": MARKER,
            "port": listener.port, "token": TOKEN, "solution": solution}
     honest = []
 
@@ -330,7 +330,7 @@ def batch(tmp_path_factory):
     place("zz-last-honest", solution)
     honest.append("zz-last-honest")
     honest_digests = {s: _digest(course / "submitted" / s / "toy" / "toy.ipynb") for s in honest}
-    grader_digests = {p: _digest(p) for p in (course / "graders").rglob("*.py")}
+    grader_digests = {p: _digest(p) for p in (course / "autograder").rglob("*.py")}
     sandbox_users_before = _sandbox_processes()
     run_dirs_before = set(pathlib.Path("/tmp").glob("nndl-run-*"))
     started = time.monotonic()

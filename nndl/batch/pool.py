@@ -7,8 +7,9 @@ its deadline (then it is killed). They never retry on their own; the
 coordinator decides (`nndl.batch.coordinator`), so both pools fail alike.
 
 A job's deadline counts from when a worker takes it: the local pool hands a
-job to an idle worker only, and the Ray pool keeps no more tasks in flight
-than the cluster has room for.
+job to an idle worker only, and its clock starts when the worker says it
+started (a fresh worker first imports the grading machinery); the Ray pool
+keeps no more tasks in flight than the cluster has room for.
 """
 
 import collections
@@ -78,6 +79,10 @@ class _Pool:
         self.close()
 
 
+#: Seconds a fresh local worker may take to import the grading machinery before its job's clock starts.
+STARTUP_GRACE = 120
+
+
 class LocalPool(_Pool):
     """`workers` processes on this machine, each grading one job at a time.
 
@@ -136,8 +141,11 @@ class LocalPool(_Pool):
                     self._retire(slot)
                     how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
                     return job_id, WorkerLost(f"the worker process died ({how})")
-                del self._running[slot]
                 status, payload = message
+                if status == "started":  # the job's clock starts now, the worker's imports done
+                    self._running[slot] = (job_id, time.monotonic() + self._running[slot][2], self._running[slot][2])
+                    continue
+                del self._running[slot]
                 if status == "ok":
                     return job_id, payload
                 return job_id, WorkerLost(f"the worker failed: {payload}")
@@ -157,7 +165,8 @@ class LocalPool(_Pool):
                 self._retire(slot)
                 self._slots[slot] = self._start(slot)
                 self._slots[slot][1].send(job)
-            self._running[slot] = (job_id, time.monotonic() + timeout, timeout)
+            # Until the worker says it started (a fresh one is still importing), it has a grace period.
+            self._running[slot] = (job_id, time.monotonic() + timeout + STARTUP_GRACE, timeout)
 
     def _start(self, slot):
         ours, theirs = self._context.Pipe(duplex=True)

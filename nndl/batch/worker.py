@@ -64,6 +64,10 @@ def worker_loop(connection, graders, env, runner=run_job):
         if job is None:
             return
         try:
+            connection.send(("started", None))
+        except (BrokenPipeError, OSError):
+            return
+        try:
             reply = ("ok", runner(job, graders))
         except BaseException as error:  # the coordinator decides what a failed job costs
             reply = ("error", describe(error))
