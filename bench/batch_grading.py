@@ -75,7 +75,8 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import grading_overhead as go  # noqa: E402  (sets TF_CPP_MIN_LOG_LEVEL before TensorFlow can load)
 import psutil  # noqa: E402
 
-from autograder import course, gradebook  # noqa: E402
+from nndl import course  # noqa: E402
+from nndl.record import gradebook  # noqa: E402
 
 ASSIGNMENT = go.ASSIGNMENT
 BIN = go.BIN

@@ -13,7 +13,7 @@ after the other on this machine, and reports the wall time of each:
    ``nndl autograde`` command (sandboxed kernel, hidden pytest graders in a
    separate process, intake).
 
-The submissions are the kit's own samples (`autograder.samples`): the
+The submissions are the kit's own samples (`nndl.cli.samples`): the
 solution, the untouched release and the flawed variants, cycled to the
 batch size; the generic broken files (not JSON, a deleted cell, a
 duplicated id, a dying kernel) are left out. For the stock course each
@@ -66,7 +66,9 @@ from nbclient import NotebookClient  # noqa: E402
 from nbclient.exceptions import DeadKernelError  # noqa: E402
 from nbgrader import utils  # noqa: E402
 
-from autograder import assignments, build, course, gradebook, intake, samples  # noqa: E402
+from nndl import build, course, intake  # noqa: E402
+from nndl.cli import samples  # noqa: E402
+from nndl.record import gradebook  # noqa: E402
 
 ASSIGNMENT = "a01_perceptrons_xor"
 BIN = pathlib.Path(sys.executable).parent
@@ -287,7 +289,7 @@ def make_stock_course(folder, notebook_name, batch, env):
 
 def make_kit_course(folder, notebook_name, batch):
     """Write and build a kit course in `folder`, with the batch submitted."""
-    course.write_course_config(folder)
+    course.write_course_config(folder, graders=course.KIT_ROOT / "autograder")
     shutil.copytree(course.KIT_ROOT / "source" / ASSIGNMENT, folder / "source" / ASSIGNMENT)
     build.build(folder, assignment=ASSIGNMENT)
     renamed = [dataclasses.replace(s.sample, student=s.student) for s in batch]
@@ -418,7 +420,8 @@ def median_seconds(command, env, repeats=REPEATS):
 
 _SAVE_MODEL_SCRIPT = """
 import sys
-from autograder.a01_perceptrons_xor import reference
+sys.path.insert(0, sys.argv[2])  # the assignment's grader folder, as the graders import it
+import reference
 X, y = reference.xor_data()
 model = reference.build_xor_model()
 model.compile(optimizer="adam", loss="binary_crossentropy")
@@ -431,7 +434,7 @@ import json, sys, time
 started = time.perf_counter()
 import keras
 imported = time.perf_counter()
-from autograder.export import load_model_safely
+from nndl.bridge.models import load_model_safely
 loads = []
 for _ in range(3):
     load_started = time.perf_counter()
@@ -453,7 +456,8 @@ def keras_costs(env, repeats=REPEATS):
     """
     with tempfile.TemporaryDirectory(prefix="nndl-bench-model-") as scratch:
         model_path = pathlib.Path(scratch) / "xor_model.keras"
-        subprocess.run([sys.executable, "-I", "-c", _SAVE_MODEL_SCRIPT, str(model_path)],
+        subprocess.run([sys.executable, "-I", "-c", _SAVE_MODEL_SCRIPT, str(model_path),
+                        str(course.KIT_ROOT / "autograder" / ASSIGNMENT)],
                        env=env, check=True, capture_output=True)
         runs = [json.loads(subprocess.run([sys.executable, "-I", "-c", _KERAS_COST_SCRIPT, str(model_path)],
                                           env=env, check=True, capture_output=True, text=True).stdout)
@@ -500,38 +504,52 @@ def _timed(spans, label, function, wrap_run=None):
 def kit_breakdown(kit_folder, submission, env):
     """Where one kit submission's grading time goes, measured in the kit's own pipeline.
 
-    Grades `submission` again with `grade.autograde` in this process, with
-    the pipeline's steps wrapped in timers: intake, the sandboxed execution,
-    the hidden graders (and within them each kernel round trip), the kernel's
-    shutdown. What is left of the submission's time is nbgrader's own work
-    around them. Then times, in fresh processes, the grader process's start
-    and collection, a cold Keras import and safe model loads.
+    Grades `submission` again in this process, step by step as a batch does:
+    intake, the job's preparation (nbgrader's sanitising and restoring of the
+    master's cells) and the worker's `run_job`, with the steps inside wrapped
+    in timers: the sandboxed execution, the hidden graders (and within them
+    each kernel round trip), the kernel's shutdown. What is left of the run is
+    the grader process's start and the worker's own work around them.
+    Recording into the gradebook is not included. Then times, in fresh
+    processes, the grader process's start and collection, a cold Keras import
+    and safe model loads.
     """
-    from autograder import grade, preprocessors
-    from autograder.run import NotebookRun
-    from autograder.score.runner import grader_command
+    from nndl.batch import coordinator, jobs
+    from nndl.batch.worker import run_job
+    from nndl.kernel.run import NotebookRun
+    from nndl.score.runner import GraderProcess, grader_command
 
+    batch = coordinator.Batch(kit_folder, ASSIGNMENT, student=submission.student, regrade=True)
+    folder = kit_folder / "submitted" / submission.student / ASSIGNMENT
     spans, calls = {}, {}
     with contextlib.ExitStack() as patches:
         for owner, name, label, wrap_run in [
-                (intake, "inspect_notebook", "intake_s", None),
                 (NotebookRun, "execute", "sandboxed_execution_s", None),
-                (preprocessors, "run_graders", "graders_s", lambda run: RequestTimer(run, calls)),
+                (GraderProcess, "serve", "graders_s", lambda run: RequestTimer(run, calls)),
                 (NotebookRun, "close", "kernel_stop_s", None)]:
             patches.enter_context(mock.patch.object(
                 owner, name, _timed(spans, label, getattr(owner, name), wrap_run)))
-        # regrade: the batch stored this submission's verdicts, which would otherwise be replayed.
-        (result,) = grade.autograde(kit_folder, ASSIGNMENT, student=submission.student, regrade=True)
+        started = time.perf_counter()
+        for master in batch.masters:
+            intake.inspect_notebook(folder / master.name, kit_folder / "release" / ASSIGNMENT / master.name,
+                                    intake.master_grade_ids(master))
+        spans["intake_s"] = time.perf_counter() - started
+        prepared = time.perf_counter()
+        job = jobs.make_job(batch.api, batch.config, batch.settings, batch.digest, submission.student)
+        spans["prepare_job_s"] = time.perf_counter() - prepared
+        result = run_job(job, batch.graders)
+        total = time.perf_counter() - started
+    outcomes = [o for verdict in result.verdicts.values() for o in verdict.outcomes]
     return {
         "submission": submission.student,
-        "graded": result.graded,
-        "total_s": result.seconds,
+        "graded": bool(outcomes),
+        "total_s": total,
         **spans,
-        "nbgrader_and_rest_s": result.seconds - sum(spans.values()),
+        "worker_and_rest_s": total - sum(spans.values()),
         "kernel_round_trips": {op: {"count": n, "seconds": s} for op, (n, s) in sorted(calls.items())},
         "grader_process_start_and_collect_s": median_seconds(
-            grader_command(assignments.settings_for(ASSIGNMENT).grader_dir) + ["--collect-only"],
-            {**env, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}),
+            grader_command(batch.settings.grader_dir) + ["--collect-only"],
+            {**env, "PYTHONPATH": "", "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}),
         "python_start_s": median_seconds([sys.executable, "-I", "-c", "pass"], env),
         **keras_costs(env),
     }
@@ -614,7 +632,7 @@ def kit_version():
     def git(*args):
         return subprocess.run(["git", *args], cwd=course.KIT_ROOT, capture_output=True, text=True).stdout
 
-    engine = ("--", "autograder", "nbgrader_config.py")
+    engine = ("--", "nndl", "nbgrader_config.py")
     return {"commit": git("rev-parse", "HEAD").strip(),
             "uncommitted": git("status", "--porcelain", *engine).splitlines(),
             "uncommitted_sha256": hashlib.sha256(git("diff", "HEAD", *engine).encode()).hexdigest()}
@@ -668,11 +686,12 @@ def _breakdown_lines(b):
         "",
         f"kit, one submission ({b['submission']}) graded again with timers, {b['total_s']:.2f} s in all:",
         f"  intake                          {b.get('intake_s', 0):6.2f} s",
+        f"  job preparation (nbgrader)      {b.get('prepare_job_s', 0):6.2f} s",
         f"  sandboxed execution             {b.get('sandboxed_execution_s', 0):6.2f} s",
         f"  hidden graders                  {b.get('graders_s', 0):6.2f} s",
         f"    of which kernel round trips   {trip_s:6.2f} s ({trip_text})",
         f"  kernel stop                     {b.get('kernel_stop_s', 0):6.2f} s",
-        f"  nbgrader's pipeline and the rest {b['nbgrader_and_rest_s']:5.2f} s",
+        f"  the worker and the rest          {b['worker_and_rest_s']:6.2f} s (recording not included)",
         "measured apart, in fresh processes (median of 3):",
         f"  grader process start + collection  {b['grader_process_start_and_collect_s']:5.2f} s",
         f"  python -I start                    {b['python_start_s']:5.2f} s",

@@ -1,7 +1,7 @@
 """What the bubblewrap sandbox costs per submission, side by side with the unsandboxed run.
 
 Runs the same notebook (a01's worked solution by default) N times in each of
-the two modes of `autograder.run.NotebookRun`, alternating so that machine
+the two modes of `nndl.kernel.run.NotebookRun`, alternating so that machine
 noise falls on both: "bubblewrap" (the full sandbox: namespaces, unprivileged
 user, minimal mounts) and "namespace" (what grading without the sandbox does:
 only a network namespace). Each run starts a kernel, executes every cell and
@@ -24,8 +24,9 @@ import nbformat
 KIT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(KIT))
 
-from autograder import sandbox  # noqa: E402
-from autograder.run import Limits, NotebookRun  # noqa: E402
+from nndl.kernel import sandbox  # noqa: E402
+from nndl.kernel.run import NotebookRun  # noqa: E402
+from nndl.settings import Limits  # noqa: E402
 
 
 def one_run(notebook_path, mode):

@@ -16,6 +16,7 @@ from nndl import scratch
 from nndl.contracts import Verdict
 from nndl.kernel import sandbox
 from nndl.kernel.run import NotebookRun
+from nndl.record.caps import cap_verdict
 from nndl.score.runner import start_graders
 
 log = logging.getLogger(__name__)
@@ -75,8 +76,9 @@ def grade_notebook(nb, settings, files, graders, *, logger=None):
         finally:
             grader_process.close()
     outputs = {str(i): cell.outputs for i, cell in enumerate(nb.cells) if cell.cell_type == "code"}
-    return Verdict(outcomes=report.outcomes, problems=problems, outputs=outputs, stats=stats,
-                   log=report.log[-5000:])
+    # Graders quote student values in their messages: capped before the verdict is stored or shown.
+    return cap_verdict(Verdict(outcomes=report.outcomes, problems=problems, outputs=outputs, stats=stats,
+                               log=report.log[-5000:]))
 
 
 def apply_outputs(nb, verdict):

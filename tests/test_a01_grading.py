@@ -32,7 +32,7 @@ from kit import A01, KIT, feedback
 def make_course(folder):
     """A course folder with a01's source, built there (so the kit's own folders stay untouched)."""
     shutil.copytree(KIT / "source" / A01, folder / "source" / A01)
-    course.write_course_config(folder)
+    course.write_course_config(folder, graders=KIT / "autograder")
     build.build(folder, assignment=A01)
     return folder
 

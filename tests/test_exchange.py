@@ -33,7 +33,7 @@ def test_release_fetch_submit_collect_grade_feedback(tmp_path):
     os.chmod(exchange, 0o777)
     instructor = tmp_path / "instructor"
     shutil.copytree(KIT / "source" / A01, instructor / "source" / A01)
-    course.write_course_config(instructor)
+    course.write_course_config(instructor, graders=KIT / "autograder")
     build.build(instructor, assignment=A01)
     nbgrader(instructor, "release_assignment", A01, exchange=exchange)
 

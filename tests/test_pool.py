@@ -160,3 +160,13 @@ def test_the_next_run_grades_what_was_fixed(faulty_steps, monkeypatch):
     assert {s for s, r in results.items() if not r.graded} == {"h-run", "i-grade-cell-without-id"}
     assert results["a-honest"].attempts == 0, "a graded submission was run again"
     assert set(store.NotGradedRecords(faulty_steps, "toy").all()) == {"h-run", "i-grade-cell-without-id"}
+
+
+def test_a_verdict_that_does_not_match_is_never_run_again_in_the_coordinator(course, monkeypatch):
+    """A stored verdict whose key does not match the notebook being recorded: an error, not a silent rerun."""
+    real_put = store.VerdictStore.put
+    monkeypatch.setattr(store.VerdictStore, "put", lambda self, key, verdict: real_put(self, "0" * 64, verdict))
+    results = grade(course)
+    assert not any(r.graded for r in results.values())
+    assert all("No stored verdict" in r.error for r in results.values()), [r.error for r in results.values()]
+    assert toy_scores(course) == {}

@@ -433,7 +433,7 @@ def model_batch(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("redteam-models") / "course"
     shutil.copytree(KIT / "source" / "a01_perceptrons_xor", root / "source" / "a01_perceptrons_xor")
-    kit_course.write_course_config(root)
+    kit_course.write_course_config(root, graders=KIT / "autograder")
     build.build(root)
     solution = (root / "solutions" / "a01_perceptrons_xor" / "perceptrons_xor.ipynb").read_text()
     for name, (_, _, code, _) in MODEL_ATTACKS.items():

@@ -28,6 +28,7 @@ from nndl.batch import jobs, pool as pools, report
 from nndl.batch.worker import describe
 from nndl.contracts import graders_digest
 from nndl.kernel import sandbox
+from nndl.record import gradebook
 
 #: The stages of a `SubmissionState`.
 INTAKE, QUEUED, RUNNING, VERDICT, RECORDED, NOT_GRADED = (
@@ -373,6 +374,10 @@ class Batch:
             self.not_graded.put(state.student, error)
         except OSError as problem:
             error += f" (the not-graded record could not be written: {problem})"
+        try:  # no row of empty scores that looks graded; an earlier grade stays
+            gradebook.drop_ungraded_submission(self.api.coursedir.db_url, self.assignment, state.student)
+        except Exception as problem:  # the gradebook itself failing is said, and the batch goes on
+            error += f" (the gradebook could not be cleaned: {type(problem).__name__}: {problem})"
         self._finish(state, SubmissionResult(
             state.student, False, state.run_seconds, state.messages + history, error,
             attempts=state.attempts, worker=state.worker, prepare_seconds=state.prepare_seconds))

@@ -34,7 +34,7 @@ def run_demo(*, workspace=None, assignments=None, out=print, root=course.KIT_ROO
     out(f"Building {', '.join(names)} from source/ into release/ and solutions/ ...")
     build.build(root)
     course.write_course_config(workspace, source=root / "source", release=root / "release",
-                               solutions=root / "solutions")
+                               solutions=root / "solutions", graders=root / "autograder")
     db_url = f"sqlite:///{workspace / 'gradebook.db'}"
     outcome = {}
     for name in names:

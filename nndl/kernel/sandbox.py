@@ -289,6 +289,16 @@ def _parents_with_perms(path, made):
     return args
 
 
+#: Runs the command after it with SIGINT ignored. Jupyter interrupts a kernel by sending
+#: SIGINT to its whole process group, which holds bubblewrap's own processes too: left
+#: at its default, the outer bwrap dies of it and takes the sandbox with it, so every
+#: "interrupt" was a kill. Ignored, bwrap lives on, and the kernel still gets its
+#: KeyboardInterrupt, because ipykernel sets its own SIGINT handler around each cell.
+IGNORE_SIGINT = (sys.executable, "-I", "-S", "-c",
+                 "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+                 "os.execv(sys.argv[1], sys.argv[1:])")
+
+
 def bubblewrap_command(cmd, *, scratch, ipc_dir, read_only=(), limits=None, gpu=False):
     """Wrap a kernel command in a bubblewrap sandbox.
 
@@ -302,7 +312,7 @@ def bubblewrap_command(cmd, *, scratch, ipc_dir, read_only=(), limits=None, gpu=
     limits (`limits`: ``{"nproc": int, "fsize": bytes}``).
     """
     bwrap = shutil.which("bwrap")
-    args = [bwrap, "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
+    args = [*IGNORE_SIGINT, bwrap, "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
             "--unshare-cgroup-try", "--die-with-parent", "--hostname", "sandbox",
             "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/dev/shm", "--tmpfs", "/tmp"]
     made = {"/tmp", "/proc", "/dev", "/dev/shm"}

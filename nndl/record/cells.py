@@ -7,11 +7,18 @@ each grade cell's outputs with what its hidden tests decided, and nbgrader's
 own `SaveAutoGrades` records the score; formgrader, feedback and
 `nbgrader export` then work unchanged. The maximum comes from the master,
 through nbgrader's gradebook, never from the submission.
+
+Every text written here is capped (`nndl.record.caps`): each message, each
+grade cell's report, and all of a submission's together, whatever verdict it
+comes from, so a grader quoting a huge student value cannot fill the
+notebook, the gradebook or the feedback.
 """
 
 from nbformat.v4 import new_output
 
 from nbgrader import utils
+
+from nndl.record import caps
 
 PASS = "\N{CHECK MARK}"
 FAIL = "\N{BALLOT X}"
@@ -26,15 +33,36 @@ def autograded_cells(nb):
 def record_verdict(nb, verdict):
     """Write a verdict into the notebook: run problems under their cells, outcomes in the grade cells.
 
+    The verdict is capped first (`caps.cap_verdict`), and what is written
+    shares one `caps.SUBMISSION_CHARS` budget: the grade cells' reports
+    first, then the notes under the cells where run problems happened.
+
     Returns:
         ``{grade_id: fraction}`` for the cells scored, for logging.
     """
-    annotate_problems(nb, verdict.problems)
-    notices = list(nb.metadata.get("nndl", {}).get("intake", [])) + [p.message for p in verdict.problems]
-    return write_verdicts(nb, verdict, notices)
+    verdict = caps.cap_verdict(verdict)
+    budget = caps.Budget()
+    notices = intake_notices(nb) + [p.message for p in verdict.problems]
+    fractions = write_verdicts(nb, verdict, notices, budget=budget)
+    annotate_problems(nb, verdict.problems, budget=budget)
+    return fractions
 
 
-def write_verdicts(nb, report, notices=()):
+def intake_notices(nb):
+    """The sentences intake left in the notebook's metadata (``metadata.nndl.intake``), as text.
+
+    Only intake writes that key in the kit's pipeline; under ``nbgrader
+    autograde`` alone it is whatever the file says, so anything but a list of
+    text is shown as one text, and each is capped.
+    """
+    kit = nb.metadata.get("nndl")
+    found = kit.get("intake", []) if isinstance(kit, dict) else []
+    if not isinstance(found, list):
+        found = [found]
+    return [caps.cap_text(notice) for notice in found[:caps.CELL_LINES]]
+
+
+def write_verdicts(nb, report, notices=(), budget=None):
     """Replace every autograded cell's outputs with its hidden tests' verdict.
 
     Args:
@@ -43,10 +71,16 @@ def write_verdicts(nb, report, notices=()):
         notices: sentences about the whole submission (intake and run
             problems); shown in every cell that lost points, so that a student
             reading any one of them learns why.
+        budget: the submission's `caps.Budget` (a fresh one if None). Each
+            cell's report below its score is capped to `caps.CELL_CHARS` and
+            `caps.CELL_LINES`, and to what is left of the budget; the score
+            line and the score's output are always written.
 
     Returns:
         ``{grade_id: fraction}`` for the cells scored, for logging.
     """
+    budget = budget if budget is not None else caps.Budget()
+    notices = [caps.cap_text(notice) for notice in notices]
     fractions = {}
     for cell in autograded_cells(nb):
         grade_id = cell.metadata.nbgrader["grade_id"]
@@ -59,14 +93,19 @@ def write_verdicts(nb, report, notices=()):
             lines = []
             for outcome in report.cell_outcomes(grade_id):
                 mark = PASS if outcome.passed else FAIL
-                text = outcome.test.rsplit("::", 1)[-1].removeprefix("test_").replace("_", " ")
-                lines.append(f"{mark} {text}" + ("" if outcome.passed else f": {outcome.message}"))
+                name = caps.cap_text(outcome.test, caps.TEST_NAME_CHARS, 1)
+                text = name.rsplit("::", 1)[-1].removeprefix("test_").replace("_", " ")
+                lines.append(f"{mark} {text}" + ("" if outcome.passed else f": {caps.cap_text(outcome.message)}"))
         if fraction < 1:
             lines.extend(f"Note: {notice}" for notice in notices)
         fractions[grade_id] = fraction
-        summary = "\n".join(lines) + "\n"
+        if budget.left > 0:
+            summary = budget.spend(caps.cap_lines(lines, min(caps.CELL_CHARS, budget.left), caps.CELL_LINES,
+                                                  "lines of this cell's report"))
+        else:
+            summary = budget.note()
         cell.outputs = [new_output("stream", name="stdout",
-                                   text=f"Hidden tests: {fraction * points:g} of {points:g} points\n{summary}")]
+                                   text=f"Hidden tests: {fraction * points:g} of {points:g} points\n{summary}\n")]
         if fraction <= 0:
             cell.outputs.append(new_output("error", ename="HiddenTestsFailed",
                                            evalue=f"0 of {points:g} points",
@@ -77,10 +116,12 @@ def write_verdicts(nb, report, notices=()):
     return fractions
 
 
-def annotate_problems(nb, problems):
-    """Show each run problem as an error output under the cell it happened in."""
+def annotate_problems(nb, problems, budget=None):
+    """Show each run problem as an error output under the cell it happened in, within the `budget`."""
+    budget = budget if budget is not None else caps.Budget()
     for problem in problems:
         if 0 <= problem.index < len(nb.cells):
             cell = nb.cells[problem.index]
             if cell.cell_type == "code" and not (utils.is_grade(cell) and not utils.is_solution(cell)):
-                cell.outputs.append(new_output("stream", name="stderr", text=f"[autograder] {problem.message}\n"))
+                message = caps.cap_message(problem.message, budget)
+                cell.outputs.append(new_output("stream", name="stderr", text=f"[autograder] {message}\n"))

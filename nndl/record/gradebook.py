@@ -62,3 +62,22 @@ def max_points(db_url, assignment):
     with Gradebook(db_url) as gb:
         record = gb.find_assignment(assignment)
         return {cell.name: cell.max_score for nb in record.notebooks for cell in nb.grade_cells}
+
+
+def drop_ungraded_submission(db_url, assignment, student):
+    """Remove a student's submission row if it holds no score at all; True if it did.
+
+    nbgrader creates the row before it grades, and keeps it when grading
+    fails: a row of "manual" cells that looks graded. A row holding any score
+    (an earlier grade, an instructor's manual grade) is kept.
+    """
+    with Gradebook(db_url) as gb:
+        try:
+            submission = gb.find_submission(assignment, student)
+        except MissingEntry:
+            return False
+        grades = [grade for notebook in submission.notebooks for grade in notebook.grades]
+        if any(g.auto_score is not None or g.manual_score is not None for g in grades):
+            return False
+        gb.remove_submission(assignment, student)
+        return True

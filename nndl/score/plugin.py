@@ -42,14 +42,25 @@ class Student:
         line = self._reader.readline()
         if not line:
             raise RuntimeError("the grading coordinator went away")
-        answer = json.loads(line)
+        # The coordinator passes on what the kernel sent, checked; it is read
+        # under the same limits, so an answer can only ever fail as this call.
+        try:
+            answer = bridge.loads(line)
+        except bridge.BridgeDecodeError as error:
+            raise StudentError(f"the answer for '{name}' could not be read: {error}") from None
         if not answer["ok"]:
             raise StudentError(answer["error"])
         return answer
 
+    def _decode(self, name, answer):
+        try:
+            return bridge.decode(answer["value"])
+        except bridge.BridgeDecodeError as error:
+            raise StudentError(f"the answer for '{name}' could not be read: {error}") from None
+
     def value(self, name):
         """The value of the notebook's global `name`, as data."""
-        return bridge.decode(self._ask("value", name)["value"])
+        return self._decode(name, self._ask("value", name))
 
     def call(self, name, *args, **kwargs):
         """Call the notebook's function `name` with these (data) arguments.
@@ -57,11 +68,11 @@ class Student:
         Pass ``timeout=`` seconds through `call_with_timeout` when a call may
         legitimately take long (training).
         """
-        return bridge.decode(self._ask("call", name, args, kwargs)["value"])
+        return self._decode(name, self._ask("call", name, args, kwargs))
 
     def call_with_timeout(self, timeout, name, *args, **kwargs):
         """`call`, with its own time limit in seconds."""
-        return bridge.decode(self._ask("call", name, args, kwargs, timeout=timeout)["value"])
+        return self._decode(name, self._ask("call", name, args, kwargs, timeout=timeout))
 
     def model(self, name):
         """The notebook's Keras model `name`, checked and loaded safely."""

@@ -158,10 +158,13 @@ def _serve(notebook_run, message):
         return answer
     if message["op"] == "model":
         return {"ok": True, "path": answer["path"]}
+    # The value passed `bridge.decode`'s limits, so this cannot fail; were it to,
+    # it costs this one answer, not the submission.
     try:
         return {"ok": True, "value": bridge.encode(answer["value"])}
-    except TypeError as error:
-        return {"ok": False, "error": str(error)}
+    except (TypeError, ValueError, RecursionError) as error:
+        return {"ok": False, "error": f"the answer for '{message['name']}' could not be passed "
+                                      f"to the graders: {error}"}
 
 
 def _report(results, log, timed_out, timeout):
