@@ -33,6 +33,12 @@ def load_config(root, overrides=None):
                           "or pass --course DIR.")
     config = PyFileConfigLoader(config_file.name, path=str(root)).load_config()
     config.CourseDirectory.root = str(root)
+    from nndl.nbgrader_settings import check_kit_pipeline
+
+    try:
+        check_kit_pipeline(config, config_file)
+    except ValueError as error:
+        raise CourseError(str(error)) from None
     if overrides:
         config.merge(Config(overrides))
     return config
@@ -125,15 +131,19 @@ def submission_files(*folders):
 def write_course_config(folder, *, source=None, release=None, solutions=None, graders=None):
     """Make `folder` a course directory that uses the kit's configuration.
 
-    Its ``nbgrader_config.py`` loads the kit's, then points the source,
-    release and solution folders wherever given (by default nbgrader's usual
+    Its ``nbgrader_config.py`` applies the kit's settings from the installed
+    package (`nndl.nbgrader_settings`), then points the source, release and
+    solution folders wherever given (by default nbgrader's usual
     folders inside `folder`), so nbgrader's own commands work there as in
     any course; `graders` points at the hidden graders' folder (by default
     ``autograder/`` inside `folder`).
     """
-    lines = ["# A course folder using the nndl kit's configuration.",
+    lines = ["# A course folder graded by the nndl kit.",
+             "from nndl.nbgrader_settings import apply_kit_settings",
+             "",
              "c = get_config()  # noqa: F821",
-             f"load_subconfig({str(KIT_ROOT / 'nbgrader_config.py')!r})  # noqa: F821"]
+             "apply_kit_settings(c)",
+             "c.CourseDirectory.course_id = 'nndl'"]
     for trait, value in (("source_directory", source), ("release_directory", release),
                          ("solution_directory", solutions)):
         if value is not None:

@@ -65,7 +65,7 @@ def grade_notebook(nb, settings, files, graders, *, logger=None):
         files_dir.mkdir()
         write_files(files_dir, files)
         # The grader process starts now and imports its graders while the notebook runs.
-        grader_process = start_graders(grader_dir)
+        grader_process = start_graders(grader_dir, limits=limits)
         try:
             with NotebookRun(nb, limits, scratch_files=files_dir, log=logger, gpu=settings.resources.gpu,
                              sandbox_mode=mode, data_dir=settings.sandbox_data_dir or None) as run:

@@ -46,7 +46,8 @@ def root_name(pid):
     return f"{pid}-{started}"
 
 
-def _alive(name):
+def is_live_root(name):
+    """Whether the process that made root `name` still runs."""
     pid, _, _ = name.partition("-")
     return pid.isdigit() and root_name(int(pid)) == name
 
@@ -56,7 +57,7 @@ def sweep():
     removed = 0
     folder = base()
     for entry in folder.iterdir():
-        if not _alive(entry.name):
+        if not is_live_root(entry.name):
             shutil.rmtree(entry, ignore_errors=True)
             removed += 1
     return removed

@@ -50,6 +50,11 @@ class Limits:
     call_timeout: float = 60
     #: Seconds all hidden graders of one notebook may take.
     grader_timeout: float = 600
+    #: Memory (MiB) the hidden-grader process and its children may hold; one
+    #: student model's weights may take a quarter of it.
+    grader_memory_mb: int = 4096
+    #: Output (MiB) the hidden-grader process may print, and the largest file it may write.
+    grader_output_mb: int = 64
     #: Times the kernel is restarted after it died or hung, per notebook.
     max_restarts: int = 2
     #: Processes (and threads) the sandbox's user may run at once.
@@ -106,12 +111,17 @@ class GradingSettings:
         return (self.limits.submission_timeout + self.limits.grader_timeout) * max(1, notebooks) + 120
 
 
+#: Settings that changed name: the old name, in each table, and the new one.
+RENAMED = {"Limits": {"memory_mb": "sandbox_memory_mb"}, "Resources": {"memory_mb": "worker_memory_mb"}}
+
+
 def _checked(cls, values, where):
     """`cls(**values)` after checking every key and type; errors name `where`."""
     fields = {f.name: f for f in dataclasses.fields(cls)}
     for key, value in values.items():
         if key not in fields:
-            close = difflib.get_close_matches(key, fields, n=1)
+            close = [RENAMED[cls.__name__][key]] if key in RENAMED[cls.__name__] else \
+                difflib.get_close_matches(key, fields, n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
             raise SettingsError(f"Unknown setting {key!r} in {where}.{hint} "
                                 f"Allowed: {', '.join(sorted(fields))}.")

@@ -159,6 +159,20 @@ def test_kill_minus_nine_then_resume(mixed_batch, pool, request):
     assert done.returncode == 0, done.stdout + done.stderr
     assert toy_scores(mixed_batch) == MIXED_EXPECTED
     assert f"{stored} replayed from verdicts stored by an earlier run" in done.stdout or stored == 0
+    assert_no_litter()
+
+
+def assert_no_litter():
+    """No temporary folder of a process that has ended: no copy of the graders, no student's scratch."""
+    import tempfile
+
+    from nndl import scratch
+
+    stale = [p.name for p in scratch.base().iterdir() if not scratch.is_live_root(p.name)]
+    assert stale == [], f"roots of ended processes left in {scratch.base()}"
+    loose = [p.name for p in pathlib.Path(tempfile.gettempdir()).glob("nndl-*")
+             if p.name.startswith(("nndl-run-", "nndl-job-", "nndl-graders-"))]
+    assert loose == [], "temporary folders outside the kit's scratch roots"
 
 
 # ---------------------------------------------------------------- progress and report

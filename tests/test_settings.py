@@ -97,3 +97,16 @@ def test_the_verdict_key_changes_with_what_decides_the_grade(toy_course):
     changed = nbformat.reads(toy_notebook(toy_course, "x = 1"), as_version=4)
     assert len({key, notebook_key(nb, "toy", "bob", "digest"), notebook_key(nb, "toy", "alice", "other"),
                 notebook_key(changed, "toy", "alice", "digest")}) == 4
+
+
+@pytest.mark.parametrize("pipeline", ["", "c.Autograde.autograde_preprocessors = []\n",
+                                      "from nbgrader.preprocessors import Execute\n"
+                                      "c.Autograde.autograde_preprocessors.insert(0, Execute)\n"])
+def test_a_course_whose_pipeline_runs_student_code_in_kernel_is_refused(tmp_path, pipeline, capsys):
+    """nbgrader's own Execute runs the notebook outside the sandbox: no kit command grades such a course."""
+    config = "c = get_config()\n" + ("from nndl.nbgrader_settings import apply_kit_settings\n"
+                                      "apply_kit_settings(c)\n" + pipeline if pipeline else "")
+    (tmp_path / "nbgrader_config.py").write_text(config)
+    assert cli.main(["--course", str(tmp_path), "autograde", "toy"]) == 2
+    err = capsys.readouterr().err
+    assert "outside the sandbox" in err and "apply_kit_settings(c)" in err

@@ -190,13 +190,16 @@ def _array(text):
     if dtype is None or dtype.str != header["descr"] or dtype.kind not in _ARRAY_KINDS or dtype.itemsize == 0:
         raise BridgeDecodeError(f"an array could not be read (unsupported dtype {header['descr']!r})")
     shape = tuple(int(n) for n in header["shape"].replace(",", " ").split())
-    if len(shape) > MAX_ARRAY_DIMS or any(n > MAX_ANSWER_BYTES for n in shape):
-        raise BridgeDecodeError(f"an array could not be read (its shape {shape} is impossible)")
+    if len(shape) > MAX_ARRAY_DIMS:
+        raise BridgeDecodeError(f"an array could not be read (it has {len(shape)} dimensions, "
+                                f"more than {MAX_ARRAY_DIMS})")
     data = memoryview(raw)[10 + header_length:]
     count = math.prod(shape)
     if count * dtype.itemsize != len(data):
         raise BridgeDecodeError(f"an array could not be read (its shape {shape} of {header['descr']} "
                                 f"needs {count * dtype.itemsize} bytes, it has {len(data)})")
+    if any(n > MAX_ANSWER_BYTES for n in shape):  # an empty array may claim any other side
+        raise BridgeDecodeError(f"an array could not be read (its shape {shape} is impossible)")
     flat = np.frombuffer(data, dtype=dtype, count=count)
     if header["fortran"] == "True":
         array = flat.reshape(shape[::-1]).transpose()

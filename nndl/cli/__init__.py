@@ -56,11 +56,12 @@ def _parser():
 
 
 def _course_root(arg):
+    """--course, else the current directory if it is a course, else the kit's checkout if it is one."""
     from nndl.course import KIT_ROOT
 
     if arg:
         return pathlib.Path(arg).resolve()
-    if pathlib.Path("nbgrader_config.py").exists():
+    if pathlib.Path("nbgrader_config.py").exists() or not (KIT_ROOT / "nbgrader_config.py").exists():
         return pathlib.Path.cwd()
     return KIT_ROOT
 

@@ -23,6 +23,10 @@ def run_demo(*, workspace=None, assignments=None, out=print, root=course.KIT_ROO
         ``{assignment: [(Sample, row or None)]}`` for callers that check.
     """
     root = pathlib.Path(root)
+    if not (root / "source").is_dir() or not (root / "autograder").is_dir():
+        raise course.CourseError(
+            f"nndl demo grades the kit's own sample submissions, from its checkout; {root} is not one "
+            "(an installed kit ships the engine only). Run it in a clone of the kit's repository.")
     # The demo grades the kit's own samples, so it may run without the sandbox: loudly.
     warning = grade.sandbox_warning(allow_unsandboxed=True)
     if warning:

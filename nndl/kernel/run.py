@@ -99,15 +99,17 @@ class NotebookRun:
         self.scratch = os.path.join(self.run_dir, "scratch")
         self.bridge_dir = os.path.join(self.scratch, ".nndl-bridge")
         self.exports = os.path.join(self.run_dir, "exports")
-        os.makedirs(self.bridge_dir)
+        self._handed_in = (scratch_files, tuple(scratch_exclude))
         os.makedirs(self.exports)
-        if scratch_files:
-            _copy_regular_files(scratch_files, self.scratch, exclude=scratch_exclude)
+        self._fill_scratch()
         self.problems = []
         self._dropped_output = set()
         self.skipped = set()
         self.restarts = 0
         self.peak_memory_bytes = 0
+        self.peak_written_bytes = 0
+        self.memory_accounting = None
+        self.cgroup = None
         self.deadline = None
         self.client = None
         self.watchdog = None
@@ -127,16 +129,36 @@ class NotebookRun:
         self._stop_kernel()
         shutil.rmtree(self.run_dir, ignore_errors=True)
 
+    def _fill_scratch(self):
+        """Put the submission's own files (and the bridge's folder) into the kernel's folder."""
+        os.makedirs(self.bridge_dir)
+        scratch_files, exclude = self._handed_in
+        if scratch_files:
+            _copy_regular_files(scratch_files, self.scratch, exclude=exclude)
+
+    def _empty_scratch(self):
+        """Delete everything in the kernel's folder (its kernel is gone); links are removed, never followed."""
+        for entry in os.scandir(self.scratch):
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path)
+                else:
+                    os.unlink(entry.path)
+            except OSError:
+                pass
+
     def _start_kernel(self):
         if self.sandbox_mode == "bubblewrap":
             for root, dirs, files in os.walk(self.scratch):
                 for name in [root] + [os.path.join(root, f) for f in files]:
                     sandbox.hand_to_sandbox_user(name)
+        memory_bytes = self.limits.sandbox_memory_mb * 2**20
+        self.cgroup = self._new_cgroup(memory_bytes)
         km = sandbox.make_kernel_manager(
             self.run_dir, scratch=self.scratch, mode=self.sandbox_mode,
             read_only=[STUDENT_PACKAGE] + ([self.data_dir] if self.data_dir else []),
             limits={"nproc": self.limits.max_processes, "fsize": self.limits.max_file_mb * 2**20},
-            gpu=self.gpu)
+            gpu=self.gpu, cgroup=self.cgroup, memory_bytes=memory_bytes)
         self.client = CappedOutputClient(
             self.nb,
             cell_cap=self.limits.cell_output_mb * 2**20,
@@ -161,13 +183,36 @@ class NotebookRun:
         env = sandbox.student_environment(self.scratch, gpu=self.gpu, extra=self.extra_env)
         # The kernel's own stdout and stderr (C-level prints, os.write(1, ...))
         # never reach the grading terminal.
-        self.client.start_new_kernel(cwd=self.scratch, env=env,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.client.start_new_kernel_client()
-        self.kernel_pid = km.provisioner.process.pid
-        self.watchdog = sandbox.ResourceWatchdog(self.kernel_pid, self.limits.sandbox_memory_mb * 2**20,
-                                                 scratch=self.scratch, scratch_bytes=self.limits.scratch_mb * 2**20)
+        try:
+            self.client.start_new_kernel(cwd=self.scratch, env=env,
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            self.kernel_pid = km.provisioner.process.pid
+            self.client.start_new_kernel_client()
+            km.seal_ipc_dir()
+        except BaseException:
+            self._stop_kernel()
+            raise
+        # One quota over every folder of the host's disk the kernel could write.
+        self.watchdog = sandbox.ResourceWatchdog(self.kernel_pid, memory_bytes, cgroup=self.cgroup,
+                                                 write_roots=[self.scratch, km.ipc_dir],
+                                                 write_bytes=self.limits.scratch_mb * 2**20)
         self.watchdog.start()
+
+    def _new_cgroup(self, memory_bytes):
+        """A memory cgroup for the next kernel, or None where the machine gives none (the watchdog counts then)."""
+        if sandbox.memory_cgroup_problem() is None:
+            try:
+                cgroup = sandbox.MemoryCgroup.create(memory_bytes)
+                self.memory_accounting = f"cgroup v{cgroup.version}"
+                return cgroup
+            except sandbox.CgroupUnavailable as error:
+                problem = str(error)
+        else:
+            problem = sandbox.memory_cgroup_problem()
+        self.memory_accounting = "watchdog"
+        if self.log is not None:
+            self.log.debug("No memory cgroup for the kernel (%s); the watchdog counts its memory.", problem)
+        return None
 
     def _output_dropped(self, index):
         if index >= 0 and index not in self._dropped_output:
@@ -180,6 +225,7 @@ class NotebookRun:
         if self.watchdog is not None:
             self.watchdog.stop()
             self.peak_memory_bytes = max(self.peak_memory_bytes, self.watchdog.peak_bytes)
+            self.peak_written_bytes = max(self.peak_written_bytes, self.watchdog.peak_written_bytes)
         if self.kernel_pid is not None:
             sandbox.kill_tree(self.kernel_pid)
         if self.client is not None and self.client.km is not None:
@@ -187,9 +233,12 @@ class NotebookRun:
                 self.client._cleanup_kernel()
             except Exception:  # the kernel is already dead; nothing to save
                 pass
+        if self.cgroup is not None and not self.cgroup.remove() and self.log is not None:
+            self.log.warning("The kernel's memory cgroup %s could not be removed.", self.cgroup.path)
         self.client = None
         self.kernel_pid = None
         self.watchdog = None
+        self.cgroup = None
 
     def _remaining(self):
         return self.deadline - time.monotonic()
@@ -248,6 +297,9 @@ class NotebookRun:
             return self._death_message(index)
         except CellTimeoutError:
             pass
+        # What the cell left behind (files in /tmp, say) counts against it, not against the next one.
+        if self.watchdog is not None:
+            self.watchdog.check()
         if not self._alive():
             return self._death_message(index)
         if time.monotonic() - started >= self.client.timeout:
@@ -259,12 +311,16 @@ class NotebookRun:
         return "ok"
 
     def _death_message(self, index):
-        if self.watchdog is not None and self.watchdog.tripped == "memory":
+        # The kernel may have died of a limit before the watchdog's next look: look now.
+        tripped = self.watchdog.check() if self.watchdog is not None else None
+        if tripped == "memory":
             return (f"Cell {index + 1} used more than the {self.limits.sandbox_memory_mb} MiB of memory "
-                    "a submission may use; it was stopped and skipped.")
-        if self.watchdog is not None and self.watchdog.tripped == "scratch":
-            return (f"Cell {index + 1} filled the notebook's folder past its {self.limits.scratch_mb} MiB; "
+                    "a submission may use (files in /tmp and shared memory count too); "
                     "it was stopped and skipped.")
+        if tripped == "scratch":
+            return (f"Cell {index + 1} filled the notebook's folder past its {self.limits.scratch_mb} MiB "
+                    "(every file it writes counts); it was stopped and skipped, and the folder was put "
+                    "back as handed in.")
         return f"Cell {index + 1} made the kernel die (a crash or an exit); it was skipped."
 
     def _execute_transient(self, cell):
@@ -302,7 +358,12 @@ class NotebookRun:
             self._stop_kernel()
             return False
         self.restarts += 1
+        over_quota = self.watchdog is not None and self.watchdog.tripped == "scratch"
         self._stop_kernel()
+        if over_quota:
+            # The folder is still full, and the next kernel would trip at once.
+            self._empty_scratch()
+            self._fill_scratch()
         self._start_kernel()
         for index in range(up_to):
             cell = self.nb.cells[index]

@@ -92,12 +92,16 @@ def cap_tail(text, chars=LOG_CHARS, lines=LOG_LINES):
     if not isinstance(text, str):
         text = str(text)
     if len(text) <= chars and line_count(text) <= lines:
-        return _writable(text)
-    tail = text[-max(chars - _NOTE_ROOM, 0):]
+        text = _writable(text)
+        if len(text) <= chars:
+            return text
+    room = max(chars - _NOTE_ROOM, 0)
+    tail = _writable(text[len(text) - room:])
+    tail = tail[len(tail) - room:]
     breaks = [m.end() for m in _BREAK.finditer(tail)]
     if len(breaks) >= lines - 1:
         tail = tail[breaks[-(lines - 1)]:]
-    return _writable(f"[cut: the first {len(text) - len(tail):,} of {len(text):,} characters]\n{tail}")
+    return f"[cut: the first {len(text) - len(tail):,} of {len(text):,} characters]\n{tail}"
 
 
 def _writable(text):

@@ -131,6 +131,7 @@ def pytest_runtest_makereport(item, call):
             "passed": report.outcome == "passed",
             "message": "" if call.excinfo is None else _message(call.excinfo),
         })
+        _tell(item.config, {"op": "result", "result": item.config.stash[RESULTS][-1]})
 
 
 def pytest_collection_modifyitems(config, items):
@@ -140,6 +141,15 @@ def pytest_collection_modifyitems(config, items):
          "weight": float(item.get_closest_marker("grade_cell").kwargs.get("weight", 1))}
         for item in items if item.get_closest_marker("grade_cell") is not None
     ]
+    _tell(config, {"op": "collected", "collected": config.stash[COLLECTED]})
+
+
+def _tell(config, message):
+    """Send `message` to the coordinator now, so that it survives the process being stopped."""
+    student = config.stash.get(STUDENT, None)
+    if student is not None:
+        student._writer.write(json.dumps(message) + "\n")
+        student._writer.flush()
 
 
 def pytest_unconfigure(config):

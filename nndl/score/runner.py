@@ -5,20 +5,36 @@ isolated mode (no PYTHONPATH, no user site, no current directory on the path),
 no plugins but the kit's, no cache, no conftest above the grader folder, plain
 asserts (pytest's assertion rewriting would print hidden expected values).
 While they run, this process serves their requests to the student's kernel;
-at the end the plugin sends back each test's outcome over the same pipe.
+the plugin sends back each test's outcome over the same pipe as it finishes.
+
+Student-controlled bytes (models, answers, messages) reach that process, so it
+runs under limits of its own (`nndl.settings.Limits`): its memory (the RSS of
+its process tree, polled), its wall time, and its output (what it prints is
+read through a pipe, only the tail kept, and stopped past a cap; no file it
+writes may pass the same cap). When a limit stops it, the tests it had
+finished keep their outcomes and the others fail with a message naming the
+limit: only the questions not yet checked are lost, not the submission.
 """
 
 import json
 import os
+import resource
 import select
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 from nndl.bridge import codec as bridge
+from nndl.bridge.models import MEMORY_LIMIT_ENV
 from nndl.contracts import GraderReport, TestOutcome
+from nndl.kernel.sandbox import ResourceWatchdog, kill_tree
 from nndl.score.plugin import BRIDGE_ENV
+from nndl.settings import Limits
+
+#: Characters of the graders' output kept for the report.
+LOG_CHARS = 20000
 
 
 class GraderSetupError(RuntimeError):
@@ -38,7 +54,7 @@ def grader_command(grader_dir):
     ]
 
 
-def start_graders(grader_dir, *, env=None):
+def start_graders(grader_dir, *, env=None, limits=None):
     """Start an assignment's grader process now; it serves a notebook run later.
 
     Started while the notebook runs, the process imports and collects the
@@ -48,32 +64,57 @@ def start_graders(grader_dir, *, env=None):
     Args:
         grader_dir: the assignment's grader folder.
         env: the trusted environment for the grader process.
+        limits: the `nndl.settings.Limits` whose ``grader_*`` fields bound the process.
     """
-    return GraderProcess(grader_dir, env)
+    return GraderProcess(grader_dir, env, limits=limits)
 
 
 class GraderProcess:
-    """One run of an assignment's hidden graders, in its own isolated process."""
+    """One run of an assignment's hidden graders, in its own isolated process.
 
-    def __init__(self, grader_dir, env=None):
+    From its start, a watchdog stops its process tree past
+    ``limits.grader_memory_mb`` of resident memory, and a reader thread
+    drains what it prints, keeping the tail and stopping it past
+    ``limits.grader_output_mb``; no file it writes may grow past that size
+    either. Its wall time is `serve`'s timeout.
+    """
+
+    def __init__(self, grader_dir, env=None, *, limits=None):
+        limits = limits or Limits()
         self.grader_dir = grader_dir
+        self.memory_mb = limits.grader_memory_mb
+        self.output_mb = limits.grader_output_mb
+        output_bytes = int(self.output_mb * 2**20)
         to_coordinator_r, to_coordinator_w = os.pipe()
         to_grader_r, to_grader_w = os.pipe()
+        output_r, output_w = os.pipe()
         child_env = dict(env if env is not None else os.environ)
         child_env[BRIDGE_ENV] = f"{to_grader_r},{to_coordinator_w}"
+        child_env[MEMORY_LIMIT_ENV] = str(int(self.memory_mb * 2**20))
         child_env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
         child_env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         self.workdir = tempfile.mkdtemp(prefix="nndl-graders-")
-        self.log_path = os.path.join(self.workdir, "pytest.log")
-        with open(self.log_path, "w") as log_file:
+        try:
             self.proc = subprocess.Popen(
                 grader_command(grader_dir), cwd=self.workdir, env=child_env,
-                stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, stdout=output_w, stderr=subprocess.STDOUT,
                 pass_fds=(to_grader_r, to_coordinator_w), start_new_session=True)
+        finally:
+            os.close(output_w)
+        # Set as the interpreter starts, before it has imported anything: Python ignores
+        # SIGXFSZ, so a write past the cap fails with an error in the grader that made it.
+        resource.prlimit(self.proc.pid, resource.RLIMIT_FSIZE, (output_bytes, output_bytes))
+        self._output = _OutputTail(output_r, self.proc.pid, output_bytes)
+        self._output.start()
+        self._watchdog = ResourceWatchdog(self.proc.pid, int(self.memory_mb * 2**20))
+        self._watchdog.start()
         os.close(to_grader_r)
         os.close(to_coordinator_w)
         self._requests = os.fdopen(to_coordinator_r, "rb")
         self._answers = os.fdopen(to_grader_w, "wb")
+        # What the plugin reported so far: kept when a limit stops the process.
+        self._collected = None
+        self._finished = []
 
     def serve(self, notebook_run, *, timeout=600):
         """Answer the graders' requests from `notebook_run` until they finish.
@@ -83,7 +124,9 @@ class GraderProcess:
             timeout: seconds for all graders together, from now.
 
         Returns:
-            A `GraderReport`.
+            A `GraderReport`. When a limit (memory, output, `timeout`) stopped
+            the graders, the tests they had not finished fail with a message
+            naming it.
 
         Raises:
             GraderSetupError: pytest could not collect or run the graders.
@@ -114,6 +157,12 @@ class GraderProcess:
                 if message["op"] == "results":
                     results = message
                     continue
+                if message["op"] == "collected":
+                    self._collected = message["collected"]
+                    continue
+                if message["op"] == "result":
+                    self._finished.append(message["result"])
+                    continue
                 answer = _serve(notebook_run, message)
                 try:
                     answers.write(json.dumps(answer).encode() + b"\n")
@@ -121,28 +170,46 @@ class GraderProcess:
                 except BrokenPipeError:
                     break
         if timed_out:
-            proc.kill()
+            kill_tree(proc.pid)
         try:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            kill_tree(proc.pid)
             proc.wait()
-        with open(self.log_path, errors="replace") as handle:
-            log = handle.read()[-20000:]
+        self._watchdog.stop()
+        self._output.join(timeout=5)
+        log = self._output.text(LOG_CHARS)
+        stopped = self._stopped_by(timed_out, timeout)
         self.close()
+        if results is None and stopped and self._collected is not None:
+            results = {"collected": self._collected, "results": self._finished}
         if results is None:
+            why = f"; {stopped}" if stopped else ""
             raise GraderSetupError(f"the hidden graders in {self.grader_dir} did not run "
-                                   f"(pytest exit code {proc.returncode}):\n{log}")
-        if proc.returncode not in (0, 1):
+                                   f"(pytest exit code {proc.returncode}{why}):\n{log}")
+        if proc.returncode not in (0, 1) and not stopped:
             raise GraderSetupError(f"the hidden graders in {self.grader_dir} failed to run "
                                    f"(pytest exit code {proc.returncode}):\n{log}")
-        return _report(results, log, timed_out, timeout)
+        return _report(results, log, stopped)
+
+    def _stopped_by(self, timed_out, timeout):
+        """What stopped the graders, for the tests they had not finished; None if nothing did."""
+        if self._watchdog.tripped == "memory":
+            return f"the hidden graders ran out of their {self.memory_mb:g} MiB of memory"
+        if self._output.tripped:
+            return f"the hidden graders printed more than their {self.output_mb:g} MiB of output"
+        if timed_out:
+            return f"the hidden graders ran out of their {timeout:g} s"
+        return None
 
     def close(self):
         """End the process if it still runs, and remove its folder."""
+        self._watchdog.stop()
         if self.proc.poll() is None:
+            kill_tree(self.proc.pid)
             self.proc.kill()
             self.proc.wait()
+        self._output.join(timeout=5)
         for stream in (self._requests, self._answers):
             try:
                 stream.close()
@@ -167,14 +234,24 @@ def _serve(notebook_run, message):
                                       f"to the graders: {error}"}
 
 
-def _report(results, log, timed_out, timeout):
+def _report(results, log, stopped=None):
+    """The outcome of every collected test; those without a result fail, saying why.
+
+    Tests run in the order collected, so when `stopped` (what stopped the
+    graders) is given, the first test without a result is the one that was
+    running.
+    """
     finished = {r["test"]: r for r in results["results"]}
     outcomes = []
+    running = True
     for test in results["collected"]:
         result = finished.get(test["test"])
         if result is None:
-            message = (f"the hidden graders ran out of their {timeout:g} s before checking this"
-                       if timed_out else "the hidden grader did not finish this check")
+            if stopped:
+                message = f"{stopped} {'while' if running else 'before'} checking this"
+                running = False
+            else:
+                message = "the hidden grader did not finish this check"
             outcomes.append(TestOutcome(test["test"], test["grade_cell"], test["weight"], False, message))
         else:
             outcomes.append(TestOutcome(result["test"], result["grade_cell"], result["weight"],
@@ -186,3 +263,38 @@ def _remove_tree(path):
     import shutil
 
     shutil.rmtree(path, ignore_errors=True)
+
+
+class _OutputTail(threading.Thread):
+    """Drains what the grader process prints, keeping only its last `keep` bytes.
+
+    Past `limit_bytes` in all it stops the process tree, so output is capped
+    while the graders run, never written anywhere whole.
+    """
+
+    def __init__(self, fd, pid, limit_bytes, keep=4 * LOG_CHARS):
+        super().__init__(daemon=True, name=f"grader-output-{pid}")
+        self.fd = fd
+        self.pid = pid
+        self.limit_bytes = limit_bytes
+        self.keep = keep
+        self.total = 0
+        self.tripped = False
+        self._tail = bytearray()
+
+    def run(self):
+        with os.fdopen(self.fd, "rb", buffering=0) as stream:
+            while chunk := stream.read(1 << 16):
+                self.total += len(chunk)
+                self._tail += chunk
+                del self._tail[:-self.keep]
+                if self.total > self.limit_bytes and not self.tripped:
+                    self.tripped = True
+                    kill_tree(self.pid)
+
+    def text(self, chars):
+        """The last `chars` characters printed, noting how much came before them."""
+        tail = bytes(self._tail).decode(errors="replace")[-chars:]
+        dropped = self.total - len(tail.encode(errors="replace"))
+        note = f"[{dropped} bytes of earlier grader output left out]\n" if dropped > 0 else ""
+        return note + tail
