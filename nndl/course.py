@@ -33,12 +33,6 @@ def load_config(root, overrides=None):
                           "or pass --course DIR.")
     config = PyFileConfigLoader(config_file.name, path=str(root)).load_config()
     config.CourseDirectory.root = str(root)
-    from nndl.nbgrader_settings import check_kit_pipeline
-
-    try:
-        check_kit_pipeline(config, config_file)
-    except ValueError as error:
-        raise CourseError(str(error)) from None
     if overrides:
         config.merge(Config(overrides))
     return config

@@ -51,7 +51,7 @@ class Limits:
     #: Seconds all hidden graders of one notebook may take.
     grader_timeout: float = 600
     #: Memory (MiB) the hidden-grader process and its children may hold; one
-    #: student model's weights may take a quarter of it.
+    #: student model's weights may take a sixth of it.
     grader_memory_mb: int = 4096
     #: Output (MiB) the hidden-grader process may print, and the largest file it may write.
     grader_output_mb: int = 64

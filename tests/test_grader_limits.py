@@ -118,7 +118,7 @@ ENDLESS_PRINT = """
 
 def test_graders_printing_past_their_output_cap_are_stopped(tmp_path):
     """Is a grader printing endlessly stopped at its output cap, the log kept short?"""
-    process, report = _run(tmp_path, ENDLESS_PRINT, grader_output_mb=1)
+    _, report = _run(tmp_path, ENDLESS_PRINT, grader_output_mb=1)
     _assert_stopped(report, "the hidden graders printed more than their 1 MiB of output")
     assert len(report.log) < LOG_CHARS + 100
     assert "bytes of earlier grader output left out" in report.log
@@ -151,6 +151,20 @@ def test_graders_past_their_time_are_stopped_and_only_unfinished_tests_fail(tmp_
     """
     _, report = _run(tmp_path, hog, timeout=15)
     _assert_stopped(report, "the hidden graders ran out of their 15 s")
+
+
+@pytest.mark.parametrize("signal_name", ["SIGSEGV", "SIGABRT"])
+def test_graders_crashing_lose_only_the_unfinished_tests(signal_name, tmp_path):
+    """Does a crash in the grader process (a native library on student bytes) cost only the unfinished tests?"""
+    hog = f"""
+    import os, signal
+
+    @pytest.mark.grade_cell("hog")
+    def test_hog():
+        os.kill(os.getpid(), signal.{signal_name})
+    """
+    _, report = _run(tmp_path, hog)
+    _assert_stopped(report, f"the hidden graders crashed ({signal_name})")
 
 
 class _ModelsOnly:
@@ -196,6 +210,6 @@ def test_a_model_asking_for_huge_weights_fails_only_its_question_in_the_grader_p
     outcomes = _outcomes(report)
     assert outcomes["honest"] == (True, "") and outcomes["last"] == (True, "")
     passed, message = outcomes["hog"]
-    assert not passed and message.startswith("'attack': the model's ") and "graders accept at most" in message
+    assert not passed and message.startswith("'attack': the model's ") and "graders load at most" in message
     assert process._watchdog.tripped is None
     assert process._watchdog.peak_bytes < 2048 * 2**20

@@ -135,13 +135,15 @@ def test_many_tests_cannot_add_up_past_the_total():
 
 
 def test_one_cell_of_many_tests_is_cut_to_its_cap():
-    """Many small failures in one cell: its report keeps CELL_LINES lines and counts the rest."""
+    """Many small failures in one cell: its report keeps CELL_LINES lines, counts the rest, and keeps the notes."""
     given = verdict([failed(f"received {i}", name=f"test_{i}") for i in range(5000)])
     nb = graded_notebook()
+    nb.metadata["nndl"] = {"intake": ["Cell 3 had the same id as an earlier cell; it was given a new one."]}
     cells.record_verdict(nb, given)
     text = cell_text(nb, "cell0")
     assert caps.line_count(text) <= caps.CELL_LINES + 2 and len(text) <= caps.CELL_CHARS + CELL_OVERHEAD
     assert "more lines of this cell's report" in text
+    assert "Note: Cell 3 had the same id as an earlier cell; it was given a new one." in text
 
 
 def test_run_problems_and_intake_notes_are_capped():

@@ -23,7 +23,7 @@ import pathlib
 import shutil
 import time
 
-from nndl import build, course, intake, settings, store
+from nndl import build, course, intake, nbgrader_settings, settings, store
 from nndl.batch import jobs, pool as pools, report
 from nndl.batch.worker import describe
 from nndl.contracts import graders_digest
@@ -193,6 +193,10 @@ class Batch:
         if self.warning:
             overrides["GradeInSandbox"]["allow_unsandboxed"] = True
         self.config = course.load_config(self.root, overrides)
+        try:
+            nbgrader_settings.check_kit_pipeline(self.config, self.root / "nbgrader_config.py")
+        except ValueError as error:
+            raise course.CourseError(str(error)) from None
         self.masters = course.master_notebooks(self.root, assignment, self.config)
         from nndl.record.step import GradeInSandbox
 

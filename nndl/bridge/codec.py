@@ -14,7 +14,8 @@ Whatever bytes the kernel writes, reading them gives either data or a
 submission. The limits, checked before anything large is built:
 
 - an answer file holds at most `MAX_ANSWER_BYTES` bytes of UTF-8 (invalid
-  UTF-8, and text with lone surrogates such as ``"\ud800"``, are refused);
+  UTF-8, and text with a lone surrogate such as ``"\\ud800"``, are refused:
+  feedback could not be written out);
 - at most `MAX_ITEMS` JSON items, counted from the separators and opening
   brackets outside strings, so that 2 bytes of ``[]`` cannot become a 64-byte
   Python object a million times over;
@@ -198,7 +199,8 @@ def _array(text):
     if count * dtype.itemsize != len(data):
         raise BridgeDecodeError(f"an array could not be read (its shape {shape} of {header['descr']} "
                                 f"needs {count * dtype.itemsize} bytes, it has {len(data)})")
-    if any(n > MAX_ANSWER_BYTES for n in shape):  # an empty array may claim any other side
+    # An empty array may claim any other sides; numpy refuses some, so they are bounded too.
+    if math.prod(max(n, 1) for n in shape) * dtype.itemsize > MAX_ANSWER_BYTES:
         raise BridgeDecodeError(f"an array could not be read (its shape {shape} is impossible)")
     flat = np.frombuffer(data, dtype=dtype, count=count)
     if header["fortran"] == "True":

@@ -34,6 +34,7 @@ import math
 import os
 import re
 import zipfile
+import zlib
 
 #: Largest model file accepted, in bytes.
 MAX_MODEL_BYTES = 200 * 2**20
@@ -42,7 +43,9 @@ MAX_UNCOMPRESSED_BYTES = 1024 * 2**20
 #: Most bytes of weights one model may hold, in any process.
 MAX_WEIGHT_BYTES = 1024 * 2**20
 #: Set by the grader runner: the memory (bytes) the process loading models may hold.
-#: One model's weights may use a quarter of it: loading holds them about twice.
+#: One model's weights may use a sixth of it: loading holds them about three times
+#: (Keras's copy of the weights file, the variables, each array on its way in),
+#: on top of what the process held before.
 MEMORY_LIMIT_ENV = "NNDL_GRADER_MEMORY_BYTES"
 #: Bytes a model's variables may exceed the datasets of its weights file by.
 WEIGHT_SLACK_BYTES = 2**20
@@ -66,6 +69,10 @@ FUNCTIONAL = ("keras.src.models.functional", "Functional")
 DENIED_CLASSES = {"Lambda", "TFSMLayer", "TorchModuleWrapper", "JaxLayer", "FlaxLayer"}
 
 
+#: What reading a damaged, encrypted or oddly compressed archive member raises.
+_UNREADABLE = (zipfile.BadZipFile, OSError, EOFError, zlib.error, RuntimeError, NotImplementedError)
+
+
 class ModelRejected(ValueError):
     """The model file is not admitted; the message says why, for the student."""
 
@@ -73,14 +80,14 @@ class ModelRejected(ValueError):
 def weight_budget():
     """Most bytes of weights one model may hold in this process.
 
-    A quarter of the memory cap the grader runner set for this process
+    A sixth of the memory cap the grader runner set for this process
     (`MEMORY_LIMIT_ENV`), and never more than `MAX_WEIGHT_BYTES`.
     """
     try:
         memory = int(os.environ[MEMORY_LIMIT_ENV])
     except (KeyError, ValueError):
         return MAX_WEIGHT_BYTES
-    return max(0, min(MAX_WEIGHT_BYTES, memory // 4))
+    return max(0, min(MAX_WEIGHT_BYTES, memory // 6))
 
 
 def check_model_file(path, *, max_weight_bytes=None):
@@ -126,7 +133,7 @@ def check_model_file(path, *, max_weight_bytes=None):
                 config = json.loads(handle.read(64 * 2**20 + 1))
         except KeyError:
             raise ModelRejected("the model file has no config.json") from None
-        except (ValueError, zipfile.BadZipFile) as error:
+        except (ValueError, *_UNREADABLE) as error:
             raise ModelRejected(f"the model's config.json cannot be read ({error})") from None
         check_config_classes(config)
         try:
@@ -140,7 +147,7 @@ def check_model_file(path, *, max_weight_bytes=None):
         try:
             with archive.open(WEIGHTS_MEMBER) as handle:
                 stored = check_weights_file(handle.read())
-        except (zipfile.BadZipFile, OSError, EOFError) as error:
+        except _UNREADABLE as error:
             raise ModelRejected(f"the model's {WEIGHTS_MEMBER} cannot be read ({error})") from None
     check_declared_sizes(config, stored, budget)
     return config
@@ -326,31 +333,33 @@ def check_declared_sizes(config, stored_bytes, max_weight_bytes):
         The bytes its variables will take.
 
     Raises:
-        ModelRejected: unbuilt; a layer's input or output over
-            `MAX_EXAMPLE_VALUES` per example; weights over
-            `max_weight_bytes`, or over what the weights file holds (a config
-            that does not match its weights).
+        ModelRejected: unbuilt; weights over `max_weight_bytes`, or over
+            what the weights file holds (a config that does not match its
+            weights); a layer's input or output over `MAX_EXAMPLE_VALUES`
+            per example (it would be allocated when the model is built, or
+            for every example it is given).
     """
     variables, tensors, unbuilt = declared_shapes(config)
     if unbuilt:
         raise ModelRejected(f"the model was saved unbuilt ({unbuilt[0]!r} has no input shape), so it "
                             "holds no weights; start it with keras.Input(shape=...) and train it before saving")
+    sizes = [(math.prod(shape) * _itemsize(dtype), path, shape) for path, shape, dtype in variables]
+    total = sum(size for size, _, _ in sizes)
+    if total > min(max_weight_bytes, stored_bytes + WEIGHT_SLACK_BYTES):
+        _, path, shape = max(sizes)
+        declared = (f"the model's architecture declares {_size(total)} of weights "
+                    f"(the largest, {path}, has shape {shape})")
+        if total > max_weight_bytes:
+            raise ModelRejected(f"{declared}; graders load at most {_size(max_weight_bytes)} of weights")
+        raise ModelRejected(f"{declared}, but its weights file holds only {_size(stored_bytes)}: the config "
+                            "does not match the weights")
     for layer, shape in tensors:
         values = math.prod(d or 1 for d in shape[1:])
         if values > MAX_EXAMPLE_VALUES:
             raise ModelRejected(f"the model's layer {layer!r} handles tensors of shape {shape}, "
                                 f"{values:,} values for each example; graders accept at most "
                                 f"{MAX_EXAMPLE_VALUES:,}")
-    sizes = [(math.prod(shape) * _itemsize(dtype), path, shape) for path, shape, dtype in variables]
-    total = sum(size for size, _, _ in sizes)
-    if total <= min(max_weight_bytes, stored_bytes + WEIGHT_SLACK_BYTES):
-        return total
-    _, path, shape = max(sizes)
-    declared = f"the model's architecture declares {_size(total)} of weights (the largest, {path}, has shape {shape})"
-    if total > max_weight_bytes:
-        raise ModelRejected(f"{declared}; graders load at most {_size(max_weight_bytes)} of weights")
-    raise ModelRejected(f"{declared}, but its weights file holds only {_size(stored_bytes)}: the config "
-                        "does not match the weights")
+    return total
 
 
 def _itemsize(dtype):

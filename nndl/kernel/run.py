@@ -32,6 +32,46 @@ STUDENT_PACKAGE = os.path.dirname(nndl_datasets.__file__)
 #: The probe sent after an interrupt to see whether the kernel came back.
 _PROBE_TIMEOUT = 10
 
+#: Run in the kernel when it starts (in a namespace of its own, so the notebook sees
+#: nothing of it): during each execution, ipykernel's sys.stdout and sys.stderr pass
+#: on at most LIMIT characters, one more to tell us there was more, and drop the rest
+#: at once. Without it a printing loop costs gigabytes in the kernel (IPython 9 keeps
+#: all a cell prints, and ipykernel buffers all that was written between two sends,
+#: so single messages of hundreds of MB that take seconds to send and to read). The
+#: wrapper goes on top of whatever IPython put there for the execution, so that what
+#: IPython keeps is capped too. `CappedOutputClient` still caps what we keep, against
+#: a kernel that removes this.
+_KERNEL_OUTPUT_CAP = """
+import sys
+from IPython import get_ipython
+from ipykernel.iostream import OutStream
+def capped(write, limit):
+    def capped_write(text):
+        before = capped_write.used
+        if before > limit:
+            return len(text)
+        capped_write.used = before + len(text)
+        write(text if capped_write.used <= limit else text[:limit + 1 - before])
+        return len(text)
+    capped_write.used = 0
+    return capped_write
+def cap_streams():
+    for stream in (sys.stdout, sys.stderr):
+        if not isinstance(stream, OutStream):
+            continue  # the notebook's own stream (redirect_stdout, a file): not ours to cap
+        if hasattr(stream.write, "used"):
+            stream.write.used = 0
+        else:
+            stream.write = capped(stream.write, LIMIT)
+get_ipython().events.register("pre_execute", cap_streams)
+"""
+
+
+def _kernel_output_cap(limit):
+    """The kernel argument that runs `_KERNEL_OUTPUT_CAP` at start, with `limit` characters."""
+    source = _KERNEL_OUTPUT_CAP.replace("LIMIT", str(int(limit)))
+    return f"--IPKernelApp.code_to_run=exec(bytes.fromhex('{source.encode().hex()}').decode(), {{}})"
+
 
 class CappedOutputClient(NotebookClient):
     """An nbclient that keeps at most so much output per cell and per notebook.
@@ -178,7 +218,8 @@ class NotebookRun:
             record_timing=False,
             iopub_timeout=4,
             raise_on_iopub_timeout=False,
-            extra_arguments=["--HistoryManager.enabled=False"],
+            extra_arguments=["--HistoryManager.enabled=False",
+                             _kernel_output_cap(self.limits.cell_output_mb * 2**20)],
         )
         env = sandbox.student_environment(self.scratch, gpu=self.gpu, extra=self.extra_env)
         # The kernel's own stdout and stderr (C-level prints, os.write(1, ...))

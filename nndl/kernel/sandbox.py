@@ -247,6 +247,31 @@ class CgroupUnavailable(RuntimeError):
     """This machine gives us no memory cgroup to put a sandbox in; the message says why."""
 
 
+def _read(path):
+    with open(path) as handle:
+        return handle.read()
+
+
+def _write(path, value):
+    with open(path, "w") as handle:
+        handle.write(str(value))
+
+
+def _keyed(path):
+    """A cgroup file of "key value" lines as a dict of ints."""
+    values = {}
+    for line in _read(path).splitlines():
+        key, _, value = line.partition(" ")
+        if value.strip().lstrip("-").isdigit():
+            values[key] = int(value)
+    return values
+
+
+def _unescape(path):
+    """A path as /proc/PID/mountinfo writes it (spaces and the like as octal escapes), as it is."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), path)
+
+
 def _mountinfo(pid="self"):
     """The mounts a process sees: dicts of dev ("major:minor"), root, point, fstype, options."""
     mounts = []
@@ -254,21 +279,24 @@ def _mountinfo(pid="self"):
         for line in lines:
             fields = line.split()
             sep = fields.index("-")
-            unescape = functools.partial(re.sub, r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)))
-            mounts.append({"dev": fields[2], "root": unescape(fields[3]), "point": unescape(fields[4]),
+            mounts.append({"dev": fields[2], "root": _unescape(fields[3]), "point": _unescape(fields[4]),
                            "fstype": fields[sep + 1], "options": fields[sep + 3].split(",")})
     return mounts
 
 
-def _own_memory_cgroup():
+def _own_memory_cgroup(proc_cgroup=None, mounts=None):
     """(version, folder) of the memory cgroup this process is in.
+
+    `proc_cgroup` (the text of /proc/self/cgroup) and `mounts` (`_mountinfo`)
+    default to this process's own.
 
     Raises:
         CgroupUnavailable: no memory controller is mounted where we can reach it.
     """
-    with open("/proc/self/cgroup") as handle:
-        lines = [line.rstrip("\n").split(":", 2) for line in handle if line.count(":") >= 2]
-    mounts = _mountinfo()
+    if proc_cgroup is None:
+        proc_cgroup = _read("/proc/self/cgroup")
+    lines = [line.split(":", 2) for line in proc_cgroup.splitlines() if line.count(":") >= 2]
+    mounts = _mountinfo() if mounts is None else mounts
     candidates = [(1, path, [m for m in mounts if m["fstype"] == "cgroup" and "memory" in m["options"]])
                   for _, controllers, path in lines if "memory" in controllers.split(",")]
     candidates += [(2, path, [m for m in mounts if m["fstype"] == "cgroup2"])
@@ -289,26 +317,6 @@ def _own_memory_cgroup():
             if os.path.isdir(folder):
                 return version, folder
     raise CgroupUnavailable("no memory cgroup controller is mounted for this process")
-
-
-def _read(path):
-    with open(path) as handle:
-        return handle.read()
-
-
-def _write(path, value):
-    with open(path, "w") as handle:
-        handle.write(str(value))
-
-
-def _keyed(path):
-    """A cgroup file of "key value" lines as a dict of ints."""
-    values = {}
-    for line in _read(path).splitlines():
-        key, _, value = line.partition(" ")
-        if value.strip().lstrip("-").isdigit():
-            values[key] = int(value)
-    return values
 
 
 class MemoryCgroup:
@@ -494,6 +502,17 @@ def memory_cgroup_problem():
 
 #: setns(2)'s flag for an IPC namespace.
 _CLONE_NEWIPC = 0x08000000
+#: statfs(2) types of file systems whose files are memory: tmpfs (and shmem), hugetlbfs, ramfs.
+_MEMORY_FS_TYPES = {0x01021994, 0x958458F6, 0x858458F6}
+
+
+def _fs_type(path):
+    """statfs(2)'s f_type of the file system holding `path` (Linux, 64-bit), or None."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    buffer = ctypes.create_string_buffer(256)  # larger than struct statfs; f_type comes first
+    if libc.statfs(os.fsencode(path), buffer) != 0:
+        return None
+    return ctypes.c_ulong.from_buffer(buffer).value & 0xFFFFFFFF
 
 
 @functools.lru_cache(maxsize=None)
@@ -551,11 +570,12 @@ class TreeMeter:
         self.own_mnt = os.stat("/proc/self/ns/mnt").st_ino
         self.own_ipc = os.stat("/proc/self/ns/ipc").st_ino
         self.host_memory_fs = {_device(m["dev"]) for m in _mountinfo() if m["fstype"] in ("tmpfs", "hugetlbfs")}
+        self._memory_fs = {_shm_device(): True}  # st_dev -> whether its files are memory
 
     def measure(self, procs, memory=True):
         """(memory held, bytes of deleted files held on the write roots' disks) by `procs`."""
         held, hidden = 0, 0
-        objects = {}  # (dev, ino) -> (size, nlink, name)
+        objects = {}  # (dev, ino) -> (size, nlink, name, a path to it for statfs, or None)
         mnt_nses, ipc_nses = {}, {}
         for proc in procs:
             pid = proc.pid
@@ -578,15 +598,22 @@ class TreeMeter:
             if sysv is not None:
                 held += sysv
                 sysv_read = True
-        shm = _shm_device()
-        for (dev, _), (size, nlink, name) in objects.items():
+        for (dev, _), (size, nlink, name, path) in objects.items():
             if dev in self.write_devs:
                 if nlink == 0:
                     hidden += size
-            elif memory and dev not in counted_fs and (dev == shm or os.major(dev) == 0 and dev not in self.host_memory_fs):
-                if not (sysv_read and name.startswith("/SYSV")):
-                    held += size
+            elif (memory and dev not in counted_fs and self._in_memory(dev, path)
+                  and not (sysv_read and name.startswith("/SYSV"))):
+                held += size
         return held, hidden
+
+    def _in_memory(self, dev, path):
+        """Whether files on the file system `dev` are memory (shmem, a tmpfs that is not the host's)."""
+        if dev not in self._memory_fs:
+            if dev in self.host_memory_fs or os.major(dev) != 0 or path is None:
+                return False  # a disk, the host's own tmpfs read through a binding, or cannot tell
+            self._memory_fs[dev] = _fs_type(path) in _MEMORY_FS_TYPES
+        return self._memory_fs[dev]
 
     @staticmethod
     def _fd_objects(pid, objects):
@@ -597,7 +624,8 @@ class TreeMeter:
             except OSError:
                 continue
             if stat.S_ISREG(info.st_mode):
-                objects.setdefault((info.st_dev, info.st_ino), (info.st_blocks * 512, info.st_nlink, ""))
+                objects.setdefault((info.st_dev, info.st_ino),
+                                   (info.st_blocks * 512, info.st_nlink, "", os.path.join(folder, fd)))
 
     @staticmethod
     def _mapped_objects(pid, objects):
@@ -612,12 +640,13 @@ class TreeMeter:
                 key = (_device(fields[3], 16), int(fields[4]))
                 if key in objects:
                     continue
+                path = f"/proc/{pid}/map_files/{fields[0]}"
                 try:
-                    info = os.stat(f"/proc/{pid}/map_files/{fields[0]}")
-                    objects[key] = (info.st_blocks * 512, info.st_nlink, name)
+                    info = os.stat(path)
+                    objects[key] = (info.st_blocks * 512, info.st_nlink, name, path)
                 except OSError:  # map_files needs root: the mapping's length will do
                     start, end = (int(x, 16) for x in fields[0].split("-"))
-                    objects[key] = (end - start, 0 if name.endswith("(deleted)") else 1, name)
+                    objects[key] = (end - start, 0 if name.endswith("(deleted)") else 1, name, None)
 
     def _memory_fs_bytes(self, pid, counted):
         """Bytes in the in-memory file systems mounted in `pid`'s mount namespace, not the host's."""

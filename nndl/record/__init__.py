@@ -2,5 +2,6 @@
 
 `step`: `GradeInSandbox`, the kit's step in nbgrader's autograde pipeline.
 `cells`: a verdict written into the grade cells' outputs, for nbgrader to score.
+`caps`: every message capped (per message, per grade cell, per submission) before it is written.
 `gradebook`: grades read back out of nbgrader's gradebook.
 """

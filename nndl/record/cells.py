@@ -96,14 +96,9 @@ def write_verdicts(nb, report, notices=(), budget=None):
                 name = caps.cap_text(outcome.test, caps.TEST_NAME_CHARS, 1)
                 text = name.rsplit("::", 1)[-1].removeprefix("test_").replace("_", " ")
                 lines.append(f"{mark} {text}" + ("" if outcome.passed else f": {caps.cap_text(outcome.message)}"))
-        if fraction < 1:
-            lines.extend(f"Note: {notice}" for notice in notices)
+        notes = [f"Note: {notice}" for notice in notices] if fraction < 1 else []
         fractions[grade_id] = fraction
-        if budget.left > 0:
-            summary = budget.spend(caps.cap_lines(lines, min(caps.CELL_CHARS, budget.left), caps.CELL_LINES,
-                                                  "lines of this cell's report"))
-        else:
-            summary = budget.note()
+        summary = _report(lines, notes, budget)
         cell.outputs = [new_output("stream", name="stdout",
                                    text=f"Hidden tests: {fraction * points:g} of {points:g} points\n{summary}\n")]
         if fraction <= 0:
@@ -114,6 +109,21 @@ def write_verdicts(nb, report, notices=(), budget=None):
             cell.outputs.append(new_output("execute_result", data={"text/plain": repr(round(fraction * points, 6))},
                                            execution_count=cell.get("execution_count")))
     return fractions
+
+
+def _report(test_lines, notes, budget):
+    """A grade cell's report: its tests' lines, then the notes, within the cell's caps and the `budget`.
+
+    The notes (why the whole submission lost points) keep up to half the
+    cell's room even when its tests' lines would fill it.
+    """
+    if budget.left <= 0:
+        return budget.note()
+    chars = min(caps.CELL_CHARS, budget.left)
+    noted = caps.cap_lines(notes, chars // 2, caps.CELL_LINES // 2, "notes") if notes else ""
+    lines_left = caps.CELL_LINES - (caps.line_count(noted) if noted else 0)
+    tested = caps.cap_lines(test_lines, chars - len(noted), lines_left, "lines of this cell's report")
+    return budget.spend("\n".join(part for part in (tested, noted) if part))
 
 
 def annotate_problems(nb, problems, budget=None):

@@ -106,14 +106,17 @@ def student(pytestconfig):
 
 
 def _message(excinfo):
+    """The failed check's message for the student, capped here already: it may quote a huge answer."""
+    from nndl.record.caps import cap_text
+
     error = excinfo.value
     if isinstance(error, StudentError):
-        return str(error)
+        return cap_text(str(error))
     if isinstance(error, AssertionError):
-        text = str(error).strip()
+        text = cap_text(str(error).strip())
         return text or "a hidden check failed"
     # Not the student's answer being wrong: the grader itself broke on it.
-    return f"the grader could not check this answer ({type(error).__name__}: {error})"
+    return cap_text(f"the grader could not check this answer ({type(error).__name__}: {error})")
 
 
 @pytest.hookimpl(hookwrapper=True)

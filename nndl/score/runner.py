@@ -11,15 +11,17 @@ Student-controlled bytes (models, answers, messages) reach that process, so it
 runs under limits of its own (`nndl.settings.Limits`): its memory (the RSS of
 its process tree, polled), its wall time, and its output (what it prints is
 read through a pipe, only the tail kept, and stopped past a cap; no file it
-writes may pass the same cap). When a limit stops it, the tests it had
-finished keep their outcomes and the others fail with a message naming the
-limit: only the questions not yet checked are lost, not the submission.
+writes may pass the same cap). When a limit stops it, or it crashes on a
+signal after collecting its tests, the tests it had finished keep their
+outcomes and the others fail with a message saying what stopped it: only the
+questions not yet checked are lost, not the submission.
 """
 
 import json
 import os
 import resource
 import select
+import signal
 import subprocess
 import sys
 import tempfile
@@ -103,7 +105,10 @@ class GraderProcess:
             os.close(output_w)
         # Set as the interpreter starts, before it has imported anything: Python ignores
         # SIGXFSZ, so a write past the cap fails with an error in the grader that made it.
-        resource.prlimit(self.proc.pid, resource.RLIMIT_FSIZE, (output_bytes, output_bytes))
+        try:
+            resource.prlimit(self.proc.pid, resource.RLIMIT_FSIZE, (output_bytes, output_bytes))
+        except ProcessLookupError:  # it already ended; serve reports how
+            pass
         self._output = _OutputTail(output_r, self.proc.pid, output_bytes)
         self._output.start()
         self._watchdog = ResourceWatchdog(self.proc.pid, int(self.memory_mb * 2**20))
@@ -200,6 +205,10 @@ class GraderProcess:
             return f"the hidden graders printed more than their {self.output_mb:g} MiB of output"
         if timed_out:
             return f"the hidden graders ran out of their {timeout:g} s"
+        if self.proc.returncode is not None and self.proc.returncode < 0:
+            # Killed by a signal not of our sending: a crash in a native library on
+            # student bytes (a damaged weights file, say), or the system's OOM killer.
+            return f"the hidden graders crashed ({_signal_name(-self.proc.returncode)})"
         return None
 
     def close(self):
@@ -257,6 +266,13 @@ def _report(results, log, stopped=None):
             outcomes.append(TestOutcome(result["test"], result["grade_cell"], result["weight"],
                                         result["passed"], result["message"]))
     return GraderReport(outcomes, log)
+
+
+def _signal_name(number):
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
 
 def _remove_tree(path):
