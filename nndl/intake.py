@@ -74,6 +74,8 @@ def inspect_notebook(path, release_path, master_grade_ids=()):
     if earlier is not None:
         # The file is what intake itself wrote last time: taken in already.
         return IntakeResult(path, earlier["messages"], earlier["replaced"], False)
+    if not path.exists() and not path.is_symlink():
+        return _stand_in(path, release_path, record)
     messages = []
     nb, problem = _read(path)
     if nb is not None:
@@ -102,6 +104,19 @@ def inspect_notebook(path, release_path, master_grade_ids=()):
         os.replace(tmp, path)
         record.write_text(json.dumps({"written": _sha256(path), "messages": messages, "replaced": replaced}))
     return IntakeResult(path, messages, replaced, changed)
+
+
+def _stand_in(path, release_path, record):
+    """Put the unanswered release where a notebook was not handed in, so it is recorded as 0 points."""
+    messages = [f"{path.name} was not handed in; it was graded as if no answer had been given."]
+    nb = nbformat.read(str(release_path), as_version=4)
+    nb.metadata["nndl"] = {"intake": messages}
+    record.parent.mkdir(exist_ok=True)
+    tmp = path.with_suffix(".ipynb.intake")
+    nbformat.write(nb, str(tmp))
+    os.replace(tmp, path)
+    record.write_text(json.dumps({"written": _sha256(path), "messages": messages, "replaced": True}))
+    return IntakeResult(path, messages, True, True)
 
 
 def _sha256(path):
@@ -503,21 +518,52 @@ def _a(one, many, items):
     return one if len(items) == 1 else many
 
 
-def remove_links(folder):
-    """Delete the symbolic links in a submission folder; a sentence for each.
+def clean_folder(folder, notebook_names):
+    """Make a submission folder safe to copy and grade; a sentence for each thing changed.
 
-    nbgrader copies a submission by following links, which would bring whatever
-    they point at (graders, the gradebook, another student's work) into the
-    graded folder and the sandbox.
+    - Symbolic links are deleted: nbgrader copies a submission by following
+      links, which would bring whatever they point at (graders, the gradebook,
+      another student's work) into the graded folder and the sandbox.
+    - Special files (named pipes, sockets, devices) are deleted: copying a
+      named pipe blocks until something writes to it, and nbgrader's copy
+      stops on one.
+    - Notebooks that are not the assignment's (`notebook_names`, at the top
+      of the folder) are set aside in ``.nndl-received/``: nbgrader refuses a
+      submission holding a notebook its gradebook does not know. Where one
+      notebook is missing and one other is there, that one was renamed
+      (``hw (1).ipynb``): it takes the missing one's name.
     """
+    folder = pathlib.Path(folder)
     messages = []
     for root, dirs, files in os.walk(folder, followlinks=False):
+        dirs[:] = [d for d in dirs if d != RECEIVED_DIR or pathlib.Path(root) != folder]
         for name in dirs + files:
             path = pathlib.Path(root) / name
+            relative = path.relative_to(folder)
             if path.is_symlink():
                 path.unlink()
-                messages.append(f"{path.relative_to(folder)} was a link to another place; links are not "
+                messages.append(f"{relative} was a link to another place; links are not "
                                 "accepted in a submission and it was removed. Hand in real files.")
+            elif not path.is_dir() and not path.is_file():
+                path.unlink()
+                messages.append(f"{relative} was not a regular file (a pipe, socket or device) and was "
+                                "removed. Hand in real files.")
+    extra = [p for p in sorted(folder.glob("*.ipynb")) if p.name not in notebook_names and p.is_file()]
+    missing = [name for name in notebook_names if not (folder / name).exists()]
+    if len(extra) == 1 and len(missing) == 1:  # renamed, e.g. "hw (1).ipynb" from a second download
+        os.replace(extra[0], folder / missing[0])
+        messages.append(f"{extra[0].name} was graded as {missing[0]}, the assignment's notebook. "
+                        "Hand it in under its own name.")
+    for path in sorted(folder.glob("*.ipynb")):
+        if path.name not in notebook_names and (path.is_file() or path.is_dir()):
+            keep = folder / RECEIVED_DIR
+            keep.mkdir(exist_ok=True)
+            target = keep / path.name
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            os.replace(path, target)
+            messages.append(f"{path.name} is not one of the assignment's notebooks "
+                            f"({', '.join(sorted(notebook_names))}); it was not graded.")
     return messages
 
 

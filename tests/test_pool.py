@@ -170,3 +170,33 @@ def test_a_verdict_that_does_not_match_is_never_run_again_in_the_coordinator(cou
     assert not any(r.graded for r in results.values())
     assert all("No stored verdict" in r.error for r in results.values()), [r.error for r in results.values()]
     assert toy_scores(course) == {}
+
+
+def test_a_submission_folder_of_any_shape_is_graded(course, submit):
+    """Extra or broken notebooks, pipes, a renamed notebook, nothing at all: each graded, each told what was done."""
+    import os
+
+    def folder(student):
+        path = course / "submitted" / student / "toy"
+        path.mkdir(parents=True)
+        return path
+
+    good = toy_notebook(course)
+    submit(course, "toy", "b-extra-notebook", "toy.ipynb", good)
+    submit(course, "toy", "b-extra-notebook", "extra.ipynb", good)
+    submit(course, "toy", "c-broken-extra", "toy.ipynb", good)
+    submit(course, "toy", "c-broken-extra", "bad.ipynb", "{nope")
+    submit(course, "toy", "d-pipe-beside", "toy.ipynb", good)
+    os.mkfifo(course / "submitted" / "d-pipe-beside" / "toy" / "data.bin")
+    os.mkfifo(folder("e-pipe-notebook") / "toy.ipynb")
+    submit(course, "toy", "f-renamed", "toy (1).ipynb", good)
+    folder("g-nothing")
+    results = grade(course, job_timeout=60)
+    assert all(r.graded for r in results.values()), {s: r.error for s, r in results.items() if not r.graded}
+    said = {s: " ".join(r.messages) for s, r in results.items()}
+    assert "extra.ipynb is not one of the assignment's notebooks" in said["b-extra-notebook"]
+    assert "bad.ipynb is not one of the assignment's notebooks" in said["c-broken-extra"]
+    assert "data.bin was not a regular file" in said["d-pipe-beside"]
+    assert "toy.ipynb was not handed in" in said["e-pipe-notebook"]
+    assert "toy (1).ipynb was graded as toy.ipynb" in said["f-renamed"]
+    assert "toy.ipynb was not handed in" in said["g-nothing"]

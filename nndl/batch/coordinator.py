@@ -307,15 +307,11 @@ class Batch:
         folder = pathlib.Path(api.coursedir.format_path(api.coursedir.submitted_directory, sid, self.assignment))
         release_dir = pathlib.Path(api.coursedir.format_path(api.coursedir.release_directory, ".", self.assignment))
         if folder.is_dir():
-            state.messages += intake.remove_links(folder)
+            state.messages += intake.clean_folder(folder, {master.name for master in self.masters})
         for master in self.masters:
-            submitted = folder / master.name
-            if submitted.exists() or submitted.is_symlink():
-                found = intake.inspect_notebook(submitted, release_dir / master.name,
-                                                intake.master_grade_ids(master))
-                state.messages += found.messages
-            else:
-                state.messages.append(f"{master.name} was not handed in; it earns 0.")
+            found = intake.inspect_notebook(folder / master.name, release_dir / master.name,
+                                            intake.master_grade_ids(master))
+            state.messages += found.messages
         state.prepare_seconds += time.monotonic() - began
         state.stage = QUEUED
 

@@ -392,19 +392,18 @@ class NotebookRun:
 
     def _restart_and_replay(self, up_to):
         """Restart the kernel and run the cells before `up_to` again."""
-        if self.restarts >= self.limits.max_restarts:
-            self.problems.append(CellProblem(up_to, (
-                f"The kernel was lost {self.restarts + 1} times; the cells after "
-                f"cell {up_to + 1} were not run.")))
-            self._stop_kernel()
-            return False
-        self.restarts += 1
         over_quota = self.watchdog is not None and self.watchdog.tripped == "scratch"
         self._stop_kernel()
         if over_quota:
             # The folder is still full, and the next kernel would trip at once.
             self._empty_scratch()
             self._fill_scratch()
+        if self.restarts >= self.limits.max_restarts:
+            self.problems.append(CellProblem(up_to, (
+                f"The kernel was lost {self.restarts + 1} times; the cells after "
+                f"cell {up_to + 1} were not run.")))
+            return False
+        self.restarts += 1
         self._start_kernel()
         for index in range(up_to):
             cell = self.nb.cells[index]

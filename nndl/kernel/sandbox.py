@@ -739,15 +739,17 @@ class ResourceWatchdog(threading.Thread):
         self._stop_event = threading.Event()
         self._wake = threading.Event()
         self._polled = threading.Condition()
-        self._polls = 0
+        self._polls_started = self._polls_done = 0
         self._next_disk_check = 0.0
 
     def run(self):
         try:
             while not self._stop_event.is_set():
+                with self._polled:
+                    self._polls_started += 1
                 self._poll()
                 with self._polled:
-                    self._polls += 1
+                    self._polls_done = self._polls_started
                     self._polled.notify_all()
                 if self.tripped:
                     kill_tree(self.pid)
@@ -758,7 +760,7 @@ class ResourceWatchdog(threading.Thread):
                 self._wake.clear()
         finally:
             with self._polled:
-                self._polls += 1
+                self._polls_done = self._polls_started = self._polls_started + 1
                 self._polled.notify_all()
 
     def _poll(self):
@@ -790,9 +792,9 @@ class ResourceWatchdog(threading.Thread):
         if not self.is_alive():
             return self.tripped
         with self._polled:
-            target = self._polls + 1
+            target = self._polls_started + 1  # a poll that starts after this call
             self._wake.set()
-            self._polled.wait_for(lambda: self._polls >= target or not self.is_alive(), timeout)
+            self._polled.wait_for(lambda: self._polls_done >= target or not self.is_alive(), timeout)
         return self.tripped
 
     def stop(self):
