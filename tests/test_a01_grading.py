@@ -14,6 +14,8 @@ import subprocess
 import sys
 
 import copy
+import dataclasses
+import itertools
 import json
 
 import nbformat
@@ -69,11 +71,64 @@ def hostile_samples(batch):
     return made
 
 
-def _graded(tmp_path_factory, **pool):
+def broken_at_each_step(batch):
+    """Four submissions, each broken where a step of the batch would once have stopped on it.
+
+    Returns ``(samples, prepare)``: `prepare(root)` makes what cannot be written as
+    text (a named pipe). Intake repairs what it can: those are graded on their answers.
+    """
+    by_name = {s.student: s for s in batch}
+    solution, release = by_name["s01-solution"], by_name["s02-untouched-release"]
+    no_grade_id = json.loads(solution.content)
+    cell = next(c for c in no_grade_id["cells"] if c["metadata"].get("nbgrader", {}).get("grade"))
+    del cell["metadata"]["nbgrader"]["grade_id"]
+    dying = json.loads(solution.content)
+    for cell in dying["cells"]:
+        if cell["cell_type"] == "code":
+            cell["source"] = "import os\nos._exit(1)\n" + "".join(cell["source"])
+    made = [
+        # Intake: a named pipe where the notebook should be.
+        samples.Sample("x-intake-pipe-for-notebook", "a named pipe in the notebook's place", None,
+                       copy.deepcopy(release.expected), "was not handed in"),
+        # Restoring the master's cells: a grade cell without its grade id (nbgrader raised KeyError).
+        samples.Sample("x-restore-grade-cell-without-id", "a grade cell's grade id deleted",
+                       json.dumps(no_grade_id), copy.deepcopy(solution.expected), "nbgrader marks"),
+        # Run: every cell kills the kernel.
+        samples.Sample("x-run-kernel-dies-in-every-cell", "every code cell exits the kernel",
+                       json.dumps(dying), copy.deepcopy(release.expected), "The kernel was lost"),
+        # Recording: a named pipe and a stray notebook beside the answers (nbgrader's copy stopped on them).
+        samples.Sample("x-record-pipe-beside", "a named pipe and a stray notebook handed in beside",
+                       solution.content, copy.deepcopy(solution.expected), "not a regular file"),
+    ]
+
+    def prepare(root):
+        folder = root / "submitted"
+        os.mkfifo(folder / "x-record-pipe-beside" / A01 / "data.bin")
+        (folder / "x-record-pipe-beside" / A01 / "scratch.ipynb").write_text("{")
+        (folder / "x-intake-pipe-for-notebook" / A01).mkdir(parents=True)
+        os.mkfifo(folder / "x-intake-pipe-for-notebook" / A01 / "perceptrons_xor.ipynb")
+
+    return made, prepare
+
+
+def class_of_forty(batch):
+    """36 submissions that grade cleanly (the samples, then copies of them) and 4 broken at each step."""
+    broken, prepare = broken_at_each_step(batch)
+    copies = [dataclasses.replace(s, student=f"c{n:02d}-{s.student}") for n, s in
+              zip(range(40 - len(batch) - len(broken)), itertools.cycle(batch))]
+    return batch + copies + broken, prepare
+
+
+def _graded(tmp_path_factory, forty=False, **pool):
     root = make_course(tmp_path_factory.mktemp("a01") / "course")
     notebook, batch = samples.assignment_samples(KIT, A01)
     batch = batch + hostile_samples(batch)
-    samples.write_submissions(root, A01, batch, notebook)
+    prepare = None
+    if forty:
+        batch, prepare = class_of_forty(batch)
+    samples.write_submissions(root, A01, [s for s in batch if s.content is not None], notebook)
+    if prepare:
+        prepare(root)
     results = grade.autograde(root, A01, **pool)
     _, rows = gradebook.cell_scores(f"sqlite:///{root}/gradebook.db", A01)
     return root, batch, {r.student: r for r in results}, {row["student"]: row for row in rows}
@@ -81,8 +136,8 @@ def _graded(tmp_path_factory, **pool):
 
 @pytest.fixture(scope="module")
 def graded_locally(tmp_path_factory):
-    """Every a01 sample submitted and graded in one batch by two local worker processes."""
-    return _graded(tmp_path_factory, workers=2)
+    """A class of 40 graded in one batch by two local worker processes: every a01 sample, copies, 4 broken."""
+    return _graded(tmp_path_factory, forty=True, workers=2)
 
 
 @pytest.fixture(scope="module")
@@ -99,10 +154,10 @@ def graded_batch(request):
 
 def test_local_workers_and_ray_record_identical_grades(graded_locally, graded_on_ray):
     """Same batch, two pools: the same gradebook rows and the same feedback in every notebook?"""
-    local_root, batch, local_results, local_rows = graded_locally
-    ray_root, _, ray_results, ray_rows = graded_on_ray
-    assert local_rows == ray_rows
-    assert {s: r.graded for s, r in local_results.items()} == {s: r.graded for s, r in ray_results.items()}
+    local_root, _, local_results, local_rows = graded_locally
+    ray_root, batch, ray_results, ray_rows = graded_on_ray
+    assert {s: local_rows[s] for s in ray_rows} == ray_rows
+    assert {s: local_results[s].graded for s in ray_results} == {s: r.graded for s, r in ray_results.items()}
     for sample in batch:
         path = pathlib.Path("autograded", sample.student, A01, "perceptrons_xor.ipynb")
         assert feedback(local_root / path) == feedback(ray_root / path), sample.student
@@ -146,6 +201,19 @@ def test_sample_earns_exactly_its_expected_score(graded_batch, index):
     assert got == pytest.approx(sample.expected), sample.description
 
 
+def test_a_class_of_forty_with_four_broken_at_each_step(graded_locally):
+    """36 graded exactly as worked out, the 4 broken ones graded on what they hold with a reason, nothing stopped."""
+    root, batch, results, rows = graded_locally
+    assert len(batch) == 40 and all(r.graded for r in results.values())
+    for sample in batch:
+        got = {g: rows[sample.student]["scores"][g] for g in sample.expected}
+        assert got == pytest.approx(sample.expected), (sample.student, sample.description)
+    for sample in batch[-4:]:
+        graded = root / "autograded" / sample.student / A01 / "perceptrons_xor.ipynb"
+        said = graded.read_text() + "\n".join(results[sample.student].messages)
+        assert sample.message in said, sample.student
+
+
 @pytest.mark.parametrize("index", [i for i, s in enumerate(samples.assignment_samples(KIT, A01)[1]) if s.message])
 def test_broken_sample_gets_a_clear_message(graded_batch, index):
     """Does the student learn what went wrong with their file, in their feedback notebook?"""
@@ -177,3 +245,16 @@ def test_nbgrader_autograde_agrees(graded_locally, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     _, theirs = gradebook.cell_scores(f"sqlite:///{other}/gradebook.db", A01)
     assert {r["student"]: r["scores"] for r in theirs} == {s.student: rows[s.student]["scores"] for s in chosen}
+
+
+def test_a_second_run_of_the_same_batch_changes_nothing(graded_locally, tmp_path):
+    """The same command again: everything replayed, nothing run, the gradebook and feedback as they were."""
+    root, batch, _, rows = graded_locally
+    before = {s.student: feedback(root / "autograded" / s.student / A01 / "perceptrons_xor.ipynb") for s in batch}
+    results = {r.student: r for r in grade.autograde(root, A01, workers=2, report_path=tmp_path / "again.json")}
+    assert all(r.graded and r.attempts == 0 for r in results.values())
+    _, again = gradebook.cell_scores(f"sqlite:///{root}/gradebook.db", A01)
+    assert {row["student"]: row for row in again} == rows
+    assert before == {s.student: feedback(root / "autograded" / s.student / A01 / "perceptrons_xor.ipynb")
+                      for s in batch}
+    assert json.loads((tmp_path / "again.json").read_text())["counts"]["replayed"] == 40

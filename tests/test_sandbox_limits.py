@@ -32,6 +32,7 @@ def sandboxed(test):
         test = mark(test)
     return test
 
+
 MEMORY_MB = 384
 SCRATCH_MB = 96
 #: Every fill gives up (and sleeps until its cell's time is out) after this much, so a
@@ -243,7 +244,7 @@ def test_the_kernel_cannot_leave_or_widen_its_cgroup():
 def test_nothing_is_left_behind(accounting):
     """After a run whose kernel was killed at its limit and restarted: are its cgroups, folders and processes gone?"""
     nb = notebook("ok = 1", FILL_PRELUDE + MEMORY_FILLS["files in /dev/shm"], "after = ok")
-    cgroups = []
+    cgroups, pids = [], []
     with NotebookRun(nb, Limits(sandbox_memory_mb=MEMORY_MB, cell_timeout=30)) as run:
         start = run._start_kernel
 
@@ -251,7 +252,6 @@ def test_nothing_is_left_behind(accounting):
             start()
             cgroups.append(run.cgroup)
             pids.extend(p.pid for p in sandbox.process_tree(run.kernel_pid))
-        pids = []
         run._start_kernel = start_and_note
         run.execute()
         assert run.restarts == 1

@@ -12,6 +12,7 @@ cell costs only what depends on it.
 import json
 import os
 import shutil
+import signal
 import stat
 import subprocess
 import time
@@ -354,6 +355,10 @@ class NotebookRun:
     def _death_message(self, index):
         # The kernel may have died of a limit before the watchdog's next look: look now.
         tripped = self.watchdog.check() if self.watchdog is not None else None
+        if tripped is None and self._died_of_a_full_memory_fs():
+            tripped = "memory"
+            # A full /tmp or /dev/shm holds the whole limit, whenever the watchdog last looked.
+            self.peak_memory_bytes = max(self.peak_memory_bytes, self.limits.sandbox_memory_mb * 2**20)
         if tripped == "memory":
             return (f"Cell {index + 1} used more than the {self.limits.sandbox_memory_mb} MiB of memory "
                     "a submission may use (files in /tmp and shared memory count too); "
@@ -363,6 +368,26 @@ class NotebookRun:
                     "(every file it writes counts); it was stopped and skipped, and the folder was put "
                     "back as handed in.")
         return f"Cell {index + 1} made the kernel die (a crash or an exit); it was skipped."
+
+    def _died_of_a_full_memory_fs(self):
+        """Whether the kernel died of SIGBUS in a sandbox whose /tmp and /dev/shm are as large as its memory limit.
+
+        Writing through a mapping into a full tmpfs (shared memory, say) kills
+        the writer with SIGBUS, often before the watchdog has seen it full, and
+        what the dead kernel held may be cleaned up before anyone looks: the
+        death is the memory limit's all the same.
+        """
+        if self.sandbox_mode != "bubblewrap" or not sandbox.bubblewrap_supports("--size"):
+            return False
+        process = getattr(getattr(getattr(self.client, "km", None), "provisioner", None), "process", None)
+        if process is None:
+            return False
+        try:
+            status = process.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            return False
+        # bubblewrap exits with 128 + the signal that ended the kernel.
+        return status in (128 + signal.SIGBUS, -signal.SIGBUS)
 
     def _execute_transient(self, cell):
         """Execute a cell that is not part of the notebook.

@@ -3,7 +3,9 @@
 This module knows how to start a Jupyter kernel that cannot reach the network
 (a fresh network namespace, so not even loopback of the host), with a clean
 environment and a scratch directory as its home, and how to watch and end its
-whole process tree. Filesystem isolation and an unprivileged user come with
+whole process tree: the memory it holds in any form (by a memory cgroup where
+the machine gives us one, else by its own sums) and the bytes it writes
+anywhere it can. Filesystem isolation and an unprivileged user come with
 the full sandbox; nothing in the grading design relies on the kernel being
 honest in the meantime, because graders only ever receive data from it.
 """
@@ -556,6 +558,11 @@ class TreeMeter:
     but still held open or mapped, on the file systems of `write_roots`; the
     files still linked there are `folder_size`'s.
 
+    The sandbox's /tmp and /dev/shm are held open from their first sight
+    until `close`, so that they can still be measured when the sandbox has
+    died: filled to their size, they kill a writer with SIGBUS before any
+    poll sees them full, and that death is the memory limit's.
+
     Not counted without a cgroup: kernel buffers (pipes, sockets), which the
     process and file limits bound.
     """
@@ -571,6 +578,8 @@ class TreeMeter:
         self.own_ipc = os.stat("/proc/self/ns/ipc").st_ino
         self.host_memory_fs = {_device(m["dev"]) for m in _mountinfo() if m["fstype"] in ("tmpfs", "hugetlbfs")}
         self._memory_fs = {_shm_device(): True}  # st_dev -> whether its files are memory
+        self._sandbox_mnt = None  # the sandbox's own mount namespace, once seen
+        self._held_open = {}  # st_dev -> O_PATH descriptor of a memory file system of the sandbox's
 
     def measure(self, procs, memory=True):
         """(memory held, bytes of deleted files held on the write roots' disks) by `procs`."""
@@ -583,7 +592,10 @@ class TreeMeter:
                 if memory:
                     rss = _kib_fields(pid, ("RssAnon", "RssFile"))
                     held += rss["RssAnon"] + rss["RssFile"]
-                    mnt_nses.setdefault(os.stat(f"/proc/{pid}/ns/mnt").st_ino, pid)
+                    mnt = os.stat(f"/proc/{pid}/ns/mnt").st_ino
+                    mnt_nses.setdefault(mnt, pid)
+                    if self._sandbox_mnt is None and mnt != self.own_mnt:
+                        self._sandbox_mnt = mnt  # the first process inside: bubblewrap's own
                     ipc_nses.setdefault(os.stat(f"/proc/{pid}/ns/ipc").st_ino, pid)
                 self._fd_objects(pid, objects)
                 self._mapped_objects(pid, objects)
@@ -593,8 +605,18 @@ class TreeMeter:
         if memory:
             for ns, pid in mnt_nses.items():
                 if ns != self.own_mnt:
-                    held += self._memory_fs_bytes(pid, counted_fs)
-            sysv = _sysv_shm_bytes([pid for ns, pid in ipc_nses.items() if ns != self.own_ipc])
+                    try:
+                        held += self._memory_fs_bytes(pid, counted_fs, hold=ns == self._sandbox_mnt)
+                    except (OSError, ValueError):
+                        pass  # gone meanwhile
+            for dev, fd in self._held_open.items():
+                if dev not in counted_fs:  # its sandbox is gone, its content is not
+                    counted_fs.add(dev)
+                    held += _used_bytes(fd)
+            try:
+                sysv = _sysv_shm_bytes([pid for ns, pid in ipc_nses.items() if ns != self.own_ipc])
+            except (OSError, ValueError):
+                sysv = None
             if sysv is not None:
                 held += sysv
                 sysv_read = True
@@ -648,8 +670,11 @@ class TreeMeter:
                     start, end = (int(x, 16) for x in fields[0].split("-"))
                     objects[key] = (end - start, 0 if name.endswith("(deleted)") else 1, name, None)
 
-    def _memory_fs_bytes(self, pid, counted):
-        """Bytes in the in-memory file systems mounted in `pid`'s mount namespace, not the host's."""
+    def _memory_fs_bytes(self, pid, counted, hold=False):
+        """Bytes in the in-memory file systems mounted in `pid`'s mount namespace, not the host's.
+
+        With `hold`, each stays open (`_held_open`) until `close`.
+        """
         total = 0
         for mount in _mountinfo(pid):
             if mount["fstype"] not in ("tmpfs", "hugetlbfs"):
@@ -657,22 +682,37 @@ class TreeMeter:
             dev = _device(mount["dev"])
             if dev in counted or dev in self.host_memory_fs:
                 continue
-            try:
-                fd = os.open(f"/proc/{pid}/root{mount['point']}", os.O_PATH | os.O_DIRECTORY)
-            except OSError:
-                continue
-            try:
+            fd = self._held_open.get(dev)
+            if fd is None:
+                try:
+                    fd = os.open(f"/proc/{pid}/root{mount['point']}", os.O_PATH | os.O_DIRECTORY)
+                except OSError:
+                    continue
                 # The folder opened must be that mount's, whatever links the sandbox made meanwhile.
                 if os.fstat(fd).st_dev != dev:
+                    os.close(fd)
                     continue
-                usage = os.fstatvfs(fd)
-            except OSError:
-                continue
+                if hold:
+                    self._held_open[dev] = fd
+            try:
+                counted.add(dev)
+                total += _used_bytes(fd)
             finally:
-                os.close(fd)
-            counted.add(dev)
-            total += (usage.f_blocks - usage.f_bfree) * usage.f_frsize
+                if not hold:
+                    os.close(fd)
         return total
+
+    def close(self):
+        """Let go of the sandbox's memory file systems (their memory is freed once the sandbox is gone)."""
+        for fd in self._held_open.values():
+            os.close(fd)
+        self._held_open.clear()
+
+
+def _used_bytes(fd):
+    """Bytes in use in the file system of the open `fd`."""
+    usage = os.fstatvfs(fd)
+    return (usage.f_blocks - usage.f_bfree) * usage.f_frsize
 
 
 def _sysv_shm_bytes(pids):
@@ -747,7 +787,10 @@ class ResourceWatchdog(threading.Thread):
             while not self._stop_event.is_set():
                 with self._polled:
                     self._polls_started += 1
-                self._poll()
+                try:
+                    self._poll()
+                except Exception:  # a bad reading must not end the watch: the next poll tries again
+                    pass
                 with self._polled:
                     self._polls_done = self._polls_started
                     self._polled.notify_all()
@@ -759,6 +802,7 @@ class ResourceWatchdog(threading.Thread):
                 self._wake.wait(self.interval)
                 self._wake.clear()
         finally:
+            self.meter.close()
             with self._polled:
                 self._polls_done = self._polls_started = self._polls_started + 1
                 self._polled.notify_all()
@@ -774,7 +818,9 @@ class ResourceWatchdog(threading.Thread):
             hidden = self.meter.measure(procs, memory=False)[1] if disk_due else 0
         else:
             held, hidden = self.meter.measure(procs)
-            if held > self.limit_bytes:
+            # At the limit is past it: /tmp and /dev/shm are as large as the limit, so a full
+            # one holds all of it, and stops its writer there.
+            if held >= self.limit_bytes:
                 self.tripped = "memory"
         self.peak_bytes = max(self.peak_bytes, held)
         if disk_due:
@@ -806,9 +852,12 @@ def new_run_directory(root=None):
     """A directory for one submission's run (sockets, scratch, exports).
 
     Others may pass through it (the sandbox's user must reach its scratch
-    and socket folders) but not list it.
+    and socket folders) but not list it. By default it is made under this
+    process's scratch root (`nndl.scratch`), swept once the process is gone.
     """
-    path = tempfile.mkdtemp(prefix="nndl-run-", dir=root)
+    from nndl import scratch
+
+    path = tempfile.mkdtemp(prefix="nndl-run-", dir=root or scratch.process_root())
     os.chmod(path, 0o711)
     return path
 

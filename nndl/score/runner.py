@@ -28,6 +28,7 @@ import tempfile
 import threading
 import time
 
+from nndl import scratch
 from nndl.bridge import codec as bridge
 from nndl.bridge.models import MEMORY_LIMIT_ENV
 from nndl.contracts import GraderReport, TestOutcome
@@ -95,7 +96,7 @@ class GraderProcess:
         child_env[MEMORY_LIMIT_ENV] = str(int(self.memory_mb * 2**20))
         child_env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
         child_env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        self.workdir = tempfile.mkdtemp(prefix="nndl-graders-")
+        self.workdir = scratch.mkdtemp("nndl-graders-")
         try:
             self.proc = subprocess.Popen(
                 grader_command(grader_dir), cwd=self.workdir, env=child_env,
