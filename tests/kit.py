@@ -12,10 +12,18 @@ A01 = "a01_perceptrons_xor"
 def feedback(path):
     """What a student reads in a graded notebook: each cell's source and the text of its outputs.
 
-    Timings, stderr notes of the run and execution counts are left out, so
-    two gradings of the same submission compare equal wherever they ran.
+    A cell's printed text is joined into one string (how a kernel's prints are
+    cut into messages depends on timing); stderr notes of the run, timings and
+    execution counts are left out, so two gradings of the same submission
+    compare equal wherever they ran.
     """
     nb = nbformat.read(str(path), as_version=4)
-    return [(c.source, [o.get("evalue") or (o.get("text") if o.get("name") != "stderr" else None)
-                        or o.get("data", {}).get("text/plain") for o in c.get("outputs", [])])
-            for c in nb.cells]
+    read = []
+    for cell in nb.cells:
+        outputs = cell.get("outputs", [])
+        printed = "".join(o.get("text", "") for o in outputs
+                          if o.get("output_type") == "stream" and o.get("name") == "stdout")
+        rest = [o.get("evalue") or o.get("data", {}).get("text/plain") for o in outputs
+                if o.get("output_type") != "stream"]
+        read.append((cell.source, printed, rest))
+    return read

@@ -14,7 +14,9 @@ import shutil
 import pytest
 from sqlalchemy import inspect
 
-from nndl import cli, gradebook, grade
+from nndl import cli
+from nndl.batch import coordinator as grade
+from nndl.record import gradebook
 from toy import WRONG_ADD, toy_notebook
 
 pytestmark = pytest.mark.slow

@@ -23,7 +23,7 @@ import pathlib
 import shutil
 import time
 
-from nndl import build, course, intake, nbgrader_settings, settings, store
+from nndl import build, course, intake, nbgrader_settings, scratch, settings, store
 from nndl.batch import jobs, pool as pools, report
 from nndl.batch.worker import describe
 from nndl.contracts import graders_digest
@@ -257,6 +257,7 @@ class Batch:
                         self._step(state, "recording", self._record)
                     self._feed(waiting, cleanup)
         finally:
+            scratch.sweep()  # roots of workers that ended with the batch (killed, or Ray's)
             results = [s.result for s in self.states.values() if s.result is not None]
             report.write_report(self.report_path, assignment=self.assignment, results=results,
                                 started=self.started, pool=self.pool_facts, db_url=self.api.coursedir.db_url)

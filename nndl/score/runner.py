@@ -24,7 +24,6 @@ import select
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
