@@ -25,6 +25,16 @@ default from its ``workers1`` way, where nothing runs beside a submission:
     p = mean of the report's prepare_seconds: intake and building the job
     S = the Ray cluster's start (its ``ray`` way) + the command's start (Python, imports)
 
+GPU slots (``[resources] gpu_slots``): k submissions share one GPU, each
+slower than alone, together faster. With the measured sharing curve
+(throughput of k sharing jobs over one job alone, ``--sharing``; by default
+the H200 figures with the CIFAR-10 exercise model: 4 jobs 2.57x, 8 jobs
+5.42x, 16 jobs 5.82x), a job on a GPU with k slots takes T * k / X(k), and G
+GPUs are K = G * k workers:
+
+    per job at k slots:  T_k = T * k / X(k)
+    total                S + max(ceil(N / (G k)) * (T_k + o) + r, N * (p + r) + (T_k + o))
+
 Each can be given
 instead (``--worker-overhead``, ``--prepare``, ``--record``, ``--startup``);
 without a report all must be. Measured on a CPU with
@@ -46,6 +56,10 @@ import pathlib
 import sys
 
 DEFAULT_REPORT = pathlib.Path(__file__).resolve().parent / "out" / "batch_grading.json"
+#: Jobs sharing one GPU -> throughput over one job alone. Measured on one H200 (16 cores), the
+#: CIFAR-10 20x100 exercise model, Keras 3.15 on JAX: alone 2.5 s/epoch; 4 sharing 3.9 s/epoch
+#: each; 8 sharing 3.7 s; 16 sharing 6.9 s (the host's cores, one per job, then bind).
+MEASURED_SHARING = "1:1,4:2.57,8:5.42,16:5.82"
 ALSO_NOTEBOOK_SECONDS = (60, 600)
 
 
@@ -99,6 +113,33 @@ def model(n, k, t, o, p, r, s):
             "binding": "workers" if workers_bound >= coordinator_bound else "coordinator"}
 
 
+def parse_sharing(text):
+    """``{k: X(k)}`` from ``"1:1,4:2.57,..."``; X(1) must be 1."""
+    curve = {}
+    for item in text.split(","):
+        k, x = item.split(":")
+        curve[int(k)] = float(x)
+    if curve.get(1) != 1.0 or any(k < 1 or x <= 0 for k, x in curve.items()):
+        raise ValueError("the sharing curve needs 1:1 and positive slots and throughputs")
+    return curve
+
+
+def shared_gpu_table(n, gpus, curve, t, o, p, r, s):
+    """Hours for `n` students on G GPUs with k slots each, for every k of the measured curve."""
+    ks = sorted(curve)
+    lines = [f"T = {t:g} s per notebook alone on a GPU, {n} students; hours with k slots per GPU "
+             f"(per job T_k = T * k / X(k)):",
+             "  " + f"{'G GPUs':>7}" + "".join(f"{f'k={k} ({curve[k]:g}x)':>16}" for k in ks)]
+    for g in gpus:
+        cells = []
+        for k in ks:
+            m = model(n, g * k, t * k / curve[k], o, p, r, s)
+            cells.append(f"{m['total_s'] / 3600:>13.2f} h{'*' if m['binding'] == 'coordinator' else ' '}")
+        lines.append("  " + f"{g:>7}" + "".join(f"{c:>16}" for c in cells))
+    lines.append("  (* bound by the coordinator)")
+    return lines
+
+
 def format_table(n, ks, t, o, p, r, s):
     """One T's table over the K."""
     lines = [f"T = {t:g} s per notebook ({n} students, o = {o:.2f} s, p = {p:.2f} s, r = {r:.2f} s, S = {s:.1f} s):",
@@ -131,7 +172,14 @@ def main(argv=None):
     parser.add_argument("--prepare", type=float, help="p in seconds (instead of the report's)")
     parser.add_argument("--record", type=float, help="r in seconds (instead of the report's)")
     parser.add_argument("--startup", type=float, help="S in seconds (instead of the report's)")
+    parser.add_argument("--sharing", default=MEASURED_SHARING,
+                        help="jobs sharing one GPU : throughput over one alone, comma-separated "
+                             f"(default, measured on an H200: {MEASURED_SHARING})")
     args = parser.parse_args(argv)
+    try:
+        curve = parse_sharing(args.sharing)
+    except ValueError as error:
+        parser.error(f"Expected --sharing like {MEASURED_SHARING}: {error}")
     try:
         ks = [int(k) for k in args.workers.split(",") if k.strip()]
     except ValueError:
@@ -162,6 +210,12 @@ def main(argv=None):
     for t in sorted({args.notebook_seconds, *ALSO_NOTEBOOK_SECONDS}):
         print()
         print("\n".join(format_table(args.students, ks, t, figures["o"], figures["p"], figures["r"], figures["S"])))
+    print()
+    print("Sharing each GPU (gpu_slots = k):")
+    for t in sorted({args.notebook_seconds, *ALSO_NOTEBOOK_SECONDS}):
+        print()
+        print("\n".join(shared_gpu_table(args.students, ks, curve, t, figures["o"], figures["p"], figures["r"],
+                                        figures["S"])))
     return 0
 
 

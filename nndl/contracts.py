@@ -36,10 +36,15 @@ class CellProblem:
 
 @dataclasses.dataclass
 class GraderReport:
-    """What the hidden graders of one notebook decided: each test's outcome, and pytest's log."""
+    """What the hidden graders of one notebook decided: each test's outcome, and pytest's log.
+
+    `measurements` are the figures graders measured against a calibrated
+    threshold (`calibration.check`): name -> {"value": float, "data": dataset or None}.
+    """
 
     outcomes: list
     log: str
+    measurements: dict = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -55,8 +60,10 @@ class Verdict:
     outcomes: list  # [TestOutcome]
     problems: list  # [CellProblem]
     outputs: dict  # str(cell index) -> list of nbformat output dicts
-    stats: dict  # execution_seconds, restarts, peak_memory_mb
+    stats: dict  # execution_seconds, restarts, peak_memory_mb, seed
     log: str = ""
+    #: What graders measured against calibrated thresholds (see `GraderReport`).
+    measurements: dict = dataclasses.field(default_factory=dict)
 
     def cell_outcomes(self, grade_id):
         """The outcomes of the tests that score one grade cell."""
@@ -73,13 +80,15 @@ class Verdict:
     def to_dict(self):
         return {"outcomes": [dataclasses.asdict(o) for o in self.outcomes],
                 "problems": [dataclasses.asdict(p) for p in self.problems],
-                "outputs": self.outputs, "stats": self.stats, "log": self.log}
+                "outputs": self.outputs, "stats": self.stats, "log": self.log,
+                "measurements": self.measurements}
 
     @classmethod
     def from_dict(cls, data):
         return cls(outcomes=[TestOutcome(**o) for o in data["outcomes"]],
                    problems=[CellProblem(**p) for p in data["problems"]],
-                   outputs=dict(data["outputs"]), stats=dict(data["stats"]), log=data.get("log", ""))
+                   outputs=dict(data["outputs"]), stats=dict(data["stats"]), log=data.get("log", ""),
+                   measurements=dict(data.get("measurements", {})))
 
     def to_json(self):
         return json.dumps(self.to_dict())
@@ -159,16 +168,17 @@ def graders_digest(graders):
     return digest.hexdigest()
 
 
-def notebook_key(nb, assignment, student, graders_digest):
+def notebook_key(nb, assignment, student, graders_digest, profile="full"):
     """The key of a student's sanitised notebook's verdict: the one function that computes it.
 
     The student is part of it (files handed in beside the notebook may change
     what it does, so two students never share a verdict), and so are the
-    graders: changed graders never reuse an old verdict.
+    graders and the grading profile: changed graders, or grading at another
+    scale, never reuse an old verdict.
     """
     cells = [{"type": c["cell_type"], "source": c["source"],
               "nbgrader": c.get("metadata", {}).get("nbgrader", {})} for c in nb["cells"]]
     intake = nb.get("metadata", {}).get("nndl", {}).get("intake", [])
     payload = json.dumps({"assignment": assignment, "student": student, "cells": cells,
-                          "intake": intake, "graders": graders_digest}, sort_keys=True)
+                          "intake": intake, "graders": graders_digest, "profile": profile}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()

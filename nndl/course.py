@@ -122,7 +122,7 @@ def submission_files(*folders):
     return files, notes
 
 
-def write_course_config(folder, *, source=None, release=None, solutions=None, graders=None):
+def write_course_config(folder, *, source=None, release=None, solutions=None, graders=None, profile=None):
     """Make `folder` a course directory that uses the kit's configuration.
 
     Its ``nbgrader_config.py`` applies the kit's settings from the installed
@@ -130,7 +130,8 @@ def write_course_config(folder, *, source=None, release=None, solutions=None, gr
     solution folders wherever given (by default nbgrader's usual
     folders inside `folder`), so nbgrader's own commands work there as in
     any course; `graders` points at the hidden graders' folder (by default
-    ``autograder/`` inside `folder`).
+    ``autograder/`` inside `folder`); `profile` sets the grading profile
+    (``c.GradeInSandbox.profile``; nbgrader's default is ``full``).
     """
     lines = ["# A course folder graded by the nndl kit.",
              "from nndl.nbgrader_settings import apply_kit_settings",
@@ -144,6 +145,8 @@ def write_course_config(folder, *, source=None, release=None, solutions=None, gr
             lines.append(f"c.CourseDirectory.{trait} = {str(value)!r}")
     if graders is not None:
         lines.append(f"c.GradeInSandbox.graders_root = {str(graders)!r}")
+    if profile is not None:
+        lines.append(f"c.GradeInSandbox.profile = {profile!r}")
     folder = pathlib.Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "nbgrader_config.py").write_text("\n".join(lines) + "\n")

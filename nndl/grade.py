@@ -8,15 +8,22 @@ worker (`nndl.batch.worker`) are thin adapters over it.
 """
 
 import logging
+import os
 import pathlib
+import re
+import shutil
+import time
 
 import nbformat
 
+import nndl_datasets
 from nndl import scratch
 from nndl.contracts import Verdict
 from nndl.kernel import sandbox
 from nndl.kernel.run import NotebookRun
 from nndl.record.caps import cap_verdict
+from nndl.score import GRADING_MODE_ENV, SUBMITTED_WEIGHTS_ENV
+from nndl.score import SEED_ENV as GRADER_SEED_ENV
 from nndl.score.runner import start_graders
 
 log = logging.getLogger(__name__)
@@ -33,7 +40,90 @@ def write_files(folder, files):
         target.write_bytes(content)
 
 
-def grade_notebook(nb, settings, files, graders, *, logger=None):
+#: A model file a grader may name: a plain file name ending in .keras.
+MODEL_FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}\.keras")
+
+
+class SubmissionServices:
+    """Graders' requests about the files handed in, rather than the live kernel.
+
+    ``submitted_model``: a ``.keras`` file handed in beside the notebook, for
+    the graders to check and load. ``retrain``: its architecture trained
+    afresh, by the kit's own code, in a new sandboxed kernel under the same
+    limits, profile and seed (`nndl.kernel.retrain`); no student code runs
+    there, and the training split is all it has.
+    """
+
+    def __init__(self, files_dir, exports_dir, settings, seed, *, sandbox_mode, logger):
+        self.files_dir = pathlib.Path(files_dir)
+        self.exports_dir = pathlib.Path(exports_dir)
+        self.settings = settings
+        self.seed = seed
+        self.sandbox_mode = sandbox_mode
+        self.log = logger
+        self.retrained = []  # (file name, seconds) of each retraining, for the verdict's stats
+
+    def answer(self, op, name, kwargs):
+        if not isinstance(name, str) or not MODEL_FILE_NAME.fullmatch(name):
+            return {"ok": False, "error": f"{name!r} is not a model file name (name.keras)"}
+        path = self.files_dir / name
+        if not path.is_file() or path.is_symlink():
+            return {"ok": False, "error": f"no model file {name!r} was handed in beside the notebook"}
+        if op == "submitted_model":
+            return {"ok": True, "path": self._export(path, name)}
+        return self._retrain(path, name, kwargs or {})
+
+    def _export(self, path, name):
+        self.exports_dir.mkdir(parents=True, exist_ok=True)
+        target = self.exports_dir / f"{len(list(self.exports_dir.iterdir()))}-{name}"
+        shutil.copyfile(path, target)
+        return str(target)
+
+    def _retrain(self, path, name, given):
+        from nndl.bridge.models import ModelRejected, check_model_file
+        from nndl.kernel import retrain
+
+        try:
+            recipe = retrain.recipe(**given)
+        except retrain.RecipeError as error:
+            raise ValueError(f"the grader's retraining recipe: {error}") from None
+        try:
+            check_model_file(path)  # refused here, before any kernel loads it
+        except ModelRejected as error:
+            return {"ok": False, "error": f"the model file {name} was refused: {error}"}
+        started = time.monotonic()
+        with scratch.TemporaryDirectory("nndl-retrain-") as folder:
+            shutil.copyfile(path, pathlib.Path(folder, name))
+            nb = retrain.retraining_notebook(name, recipe)
+            with NotebookRun(nb, self.settings.limits, scratch_files=folder, log=self.log,
+                             gpu=self.settings.resources.gpu, sandbox_mode=self.sandbox_mode,
+                             data_dir=self.settings.sandbox_data_dir or None,
+                             extra_env=run_environment(self.settings, self.seed)) as run:
+                problems = run.execute()
+                errors = [f"{o.get('ename')}: {o.get('evalue')}" for o in nb.cells[0].get("outputs", [])
+                          if o.get("output_type") == "error"]
+                if problems or errors:
+                    why = "; ".join([p.message for p in problems] + errors)
+                    return {"ok": False, "error": f"retraining the architecture of {name} failed: {why}"}
+                answer = run.request("model", "retrained")
+                if not answer["ok"]:
+                    return {"ok": False, "error": f"retraining the architecture of {name}: {answer['error']}"}
+                exported = self._export(answer["path"], f"retrained-{name}")
+        self.retrained.append((name, round(time.monotonic() - started, 3)))
+        return {"ok": True, "path": exported}
+
+
+def run_environment(settings, seed):
+    """What the notebook's kernel is told of the run: profile, seed, Keras backend, its GPU share."""
+    env = {nndl_datasets.PROFILE_ENV: settings.profile, nndl_datasets.SEED_ENV: str(int(seed)),
+           "KERAS_BACKEND": settings.resources.keras_backend}
+    if settings.resources.gpu:
+        device = (os.environ.get("CUDA_VISIBLE_DEVICES") or "").split(",")[0]
+        env.update(sandbox.gpu_share_environment(settings.resources.gpu_slots, device))
+    return env
+
+
+def grade_notebook(nb, settings, files, graders, *, logger=None, seed=None):
     """Run one sanitised notebook in the sandbox and score it with the hidden graders.
 
     Args:
@@ -43,6 +133,8 @@ def grade_notebook(nb, settings, files, graders, *, logger=None):
         graders: the assignment's grader folder as data (relative path -> bytes). The
             grader process imports them, helpers such as ``reference.py`` included,
             from a private copy of exactly these bytes.
+        seed: the run's seed, which the notebook reads from `nndl_datasets.seed()`;
+            drawn at random when None (it is kept in the verdict's stats).
 
     Returns:
         A `nndl.contracts.Verdict`.
@@ -58,6 +150,10 @@ def grade_notebook(nb, settings, files, graders, *, logger=None):
     if mode != "bubblewrap":
         logger.warning("GRADING WITHOUT THE SANDBOX: %s", sandbox.bubblewrap_problem())
     limits = settings.limits
+    if seed is None:
+        seed = int.from_bytes(os.urandom(4), "little") >> 1
+    # The graders' own random inputs (their `rng` fixture): drawn here, kept in the verdict's stats.
+    grader_seed = int.from_bytes(os.urandom(8), "little") >> 1
     with scratch.TemporaryDirectory("nndl-job-") as workdir:
         grader_dir = pathlib.Path(workdir, "graders", settings.assignment)
         write_files(grader_dir, graders)
@@ -65,20 +161,32 @@ def grade_notebook(nb, settings, files, graders, *, logger=None):
         files_dir.mkdir()
         write_files(files_dir, files)
         # The grader process starts now and imports its graders while the notebook runs.
-        grader_process = start_graders(grader_dir, limits=limits)
+        grader_process = start_graders(grader_dir, limits=limits,
+                                       env=dict(os.environ, **{nndl_datasets.PROFILE_ENV: settings.profile,
+                                                               "KERAS_BACKEND": settings.resources.keras_backend,
+                                                               GRADER_SEED_ENV: str(grader_seed),
+                                                               GRADING_MODE_ENV: settings.grading.mode,
+                                                               SUBMITTED_WEIGHTS_ENV: "1" if
+                                                               settings.grading.grade_submitted_weights else "0"}))
         try:
             with NotebookRun(nb, limits, scratch_files=files_dir, log=logger, gpu=settings.resources.gpu,
-                             sandbox_mode=mode, data_dir=settings.sandbox_data_dir or None) as run:
+                             sandbox_mode=mode, data_dir=settings.sandbox_data_dir or None,
+                             extra_env=run_environment(settings, seed)) as run:
                 problems = run.execute()
-                report = grader_process.serve(run, timeout=limits.grader_timeout)
+                services = SubmissionServices(files_dir, pathlib.Path(workdir, "models"), settings, seed,
+                                              sandbox_mode=mode, logger=logger)
+                report = grader_process.serve(run, timeout=limits.grader_timeout, services=services)
                 stats = {"execution_seconds": run.execution_seconds, "restarts": run.restarts,
-                         "peak_memory_mb": run.peak_memory_bytes / 2**20}
+                         "peak_memory_mb": run.peak_memory_bytes / 2**20, "seed": seed,
+                         "grader_seed": grader_seed}
+                if services.retrained:
+                    stats["retrained"] = services.retrained
         finally:
             grader_process.close()
     outputs = {str(i): cell.outputs for i, cell in enumerate(nb.cells) if cell.cell_type == "code"}
     # Graders quote student values in their messages: capped before the verdict is stored or shown.
     return cap_verdict(Verdict(outcomes=report.outcomes, problems=problems, outputs=outputs, stats=stats,
-                               log=report.log[-5000:]))
+                               log=report.log[-5000:], measurements=report.measurements))
 
 
 def apply_outputs(nb, verdict):

@@ -29,6 +29,37 @@ ARRAYS = ("x_train", "y_train", "x_test", "y_test")
 DEFAULT_DATA_DIR = None
 
 
+#: The grading profile's environment variable, and the profiles: see `profile`.
+PROFILE_ENV = "NNDL_PROFILE"
+PROFILES = ("full", "smoke")
+#: The run's seed's environment variable: see `seed`.
+SEED_ENV = "NNDL_SEED"
+
+
+def profile():
+    """The scale to run an assignment at: ``"full"`` (the default) or ``"smoke"``.
+
+    Notebooks read their sizes from it (how much data, how many epochs), so
+    the same notebook runs as the exercise is written in JupyterLab and on
+    GPU graders, and briefly on CPU graders. Choose one yourself with
+    ``%env NNDL_PROFILE=smoke`` before this call.
+    """
+    value = os.environ.get(PROFILE_ENV, "") or "full"
+    if value not in PROFILES:
+        raise ValueError(f"{PROFILE_ENV}={value!r} is not a profile; use one of {', '.join(PROFILES)}")
+    return value
+
+
+def seed(default=42):
+    """The seed to start random numbers from: the grading run's when graded, else `default`.
+
+    Graders draw a fresh seed for every run, so an answer is graded as
+    trained with any seed, as its calibrated threshold expects.
+    """
+    value = os.environ.get(SEED_ENV, "")
+    return int(value) if value.isdigit() else default
+
+
 class DatasetUnavailable(RuntimeError):
     """The dataset can be found neither in the data directory nor through Keras."""
 

@@ -27,3 +27,18 @@ def feedback(path):
                 if o.get("output_type") != "stream"]
         read.append((cell.source, printed, rest))
     return read
+
+
+def code_lines(path):
+    """The stripped lines of a Python file that hold code (not only strings or comments)."""
+    import io
+    import tokenize
+
+    source = pathlib.Path(path).read_text()
+    code = set()
+    for token in tokenize.generate_tokens(io.StringIO(source).readline):
+        if token.type not in (tokenize.STRING, tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE,
+                              tokenize.INDENT, tokenize.DEDENT, tokenize.ENDMARKER):
+            code.add(token.start[0])
+    lines = source.splitlines()
+    return {lines[n - 1].strip() for n in code}

@@ -104,16 +104,20 @@ def test_ray_and_local_pool_grade_alike(mixed_batch, ray_cluster, tmp_path):
         assert feedback(mixed_batch / path) == feedback(on_ray / path), student
 
 
-def test_gpu_assignment_tasks_each_hold_a_gpu(toy_course, submit, ray_cluster):
-    """A GPU assignment on Ray: is every task scheduled with num_gpus and given its device?"""
+@pytest.mark.parametrize("slots", [1, 2])
+def test_gpu_assignment_tasks_share_the_gpu_by_slots(toy_course, submit, ray_cluster, slots):
+    """A GPU assignment on Ray: tasks ask num_gpus = 1/gpu_slots, so `slots` run at once on the one GPU?"""
     toml = toy_course / "autograder" / "toy" / "assignment.toml"
-    toml.write_text(toml.read_text() + "\n[resources]\ngpu = true\n")
+    toml.write_text(toml.read_text() + f"\n[resources]\ngpu = true\ngpu_slots = {slots}\n")
     for student in ("a", "b"):
         submit(toy_course, "toy", student, "toy.ipynb", toy_notebook(toy_course))
-    results = grade.autograde(toy_course, "toy", ray_address=ray_cluster)
+    report = toy_course / "report.json"
+    results = grade.autograde(toy_course, "toy", ray_address=ray_cluster, report_path=report)
     assert all(r.graded for r in results)
     assert [r.worker["gpus"] for r in results] == [["0"], ["0"]]
     assert toy_scores(toy_course) == {"a": FULL, "b": FULL}
+    pool = json.loads(report.read_text())["pool"]
+    assert (pool["size"], pool["gpu_slots"]) == (slots, slots)  # the cluster: 2 CPUs, 1 declared GPU
 
 
 def test_ray_cluster_without_the_resources_says_so(toy_course, submit, ray_cluster):

@@ -7,7 +7,7 @@ import pytest
 
 from nndl import build
 
-from kit import KIT
+from kit import KIT, code_lines
 ASSIGNMENTS = build.source_assignments(KIT)
 
 
@@ -36,21 +36,6 @@ def test_committed_folders_match_a_fresh_build(fresh_build, folder):
     assert sorted(map(str, committed)) == sorted(map(str, fresh)), f"run `nndl build`: {folder}/ has other files"
     stale = [str(p) for p in fresh if committed[p] != fresh[p]]
     assert not stale, f"{folder}/ is stale; run `nndl build` and commit: {stale}"
-
-
-def _code_lines(path):
-    """The lines of a Python file that hold code (not only strings or comments)."""
-    import io
-    import tokenize
-
-    source = path.read_text()
-    code = set()
-    for token in tokenize.generate_tokens(io.StringIO(source).readline):
-        if token.type not in (tokenize.STRING, tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE,
-                              tokenize.INDENT, tokenize.DEDENT, tokenize.ENDMARKER):
-            code.add(token.start[0])
-    lines = source.splitlines()
-    return {lines[n - 1].strip() for n in code}
 
 
 def _solution_lines(assignment):
@@ -83,7 +68,7 @@ def find_leaks(folder, assignment):
                                         "student.call", "student.value") if m in text]
     found += [f"answer line {line!r}" for line in _solution_lines(assignment) if line in text]
     for py in (KIT / "autograder" / assignment).glob("*.py"):
-        for line in _code_lines(py):
+        for line in code_lines(py):
             if len(line) > 30 and not line.startswith(("import", "from", "def ", "@", "assert")) and line in text:
                 found.append(f"line of {py.name} {line!r}")
     extra = {p.name for p in folder.rglob("*") if p.is_file()} - \

@@ -200,3 +200,47 @@ def test_a_submission_folder_of_any_shape_is_graded(course, submit):
     assert "toy.ipynb was not handed in" in said["e-pipe-notebook"]
     assert "toy (1).ipynb was graded as toy.ipynb" in said["f-renamed"]
     assert "toy.ipynb was not handed in" in said["g-nothing"]
+
+
+# -- GPU slots: several submissions sharing one GPU -----------------------------------
+
+@pytest.mark.parametrize("slots", [1, 2, 3, 6, 7, 8, 16])
+def test_ray_gpu_share_fits_exactly_slots_tasks_on_one_gpu(slots):
+    """num_gpus = 1/slots at Ray's precision: `slots` tasks fit on a GPU, one more does not?"""
+    share = pools.ray_gpu_share(slots)
+    assert share * slots <= 1 < share * (slots + 1)
+    assert share == round(share, 4)
+
+
+def test_local_workers_get_slots_per_gpu_and_never_more():
+    """k workers per visible GPU, round robin; fewer workers when asked; no device over its k?"""
+    assert pools.gpu_worker_devices(["0", "1"], 3) == ["0", "1", "0", "1", "0", "1"]
+    assert pools.gpu_worker_devices(["0", "1"], 3, workers=3) == ["0", "1", "0"]
+    assert pools.gpu_worker_devices(["0", "1"], 3, workers=50) == ["0", "1"] * 3
+    assert pools.gpu_worker_devices([], 4) == []
+
+
+def test_local_pool_runs_slots_workers_per_gpu_each_seeing_its_device(course, submit, monkeypatch, tmp_path):
+    """A GPU assignment with gpu_slots = 2 on two (declared) GPUs: 4 workers, 2 on each device?"""
+    toml = course / "autograder" / "toy" / "assignment.toml"
+    toml.write_text(toml.read_text() + "\n[resources]\ngpu = true\ngpu_slots = 2\n")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    for student in ("b", "c", "d", "e", "f", "g"):
+        submit(course, "toy", student, "toy.ipynb", toy_notebook(course))
+    results = coordinator.autograde(course, "toy", runner=fake_runners.fake_grading,
+                                    report_path=tmp_path / "report.json")
+    assert all(r.graded for r in results)
+    pool = json.loads((tmp_path / "report.json").read_text())["pool"]
+    assert (pool["size"], pool["gpu_slots"]) == (4, 2)
+    assert {r.worker["gpus"] for r in results} <= {"0", "1"}
+
+
+def test_a_shared_gpu_caps_each_kernel_at_its_share():
+    """The kernel's environment for 1 of 4 on a GPU: growth on, JAX and PyTorch capped at 0.9/4?"""
+    from nndl.kernel import sandbox
+
+    env = sandbox.gpu_share_environment(4, device=None)
+    assert env["TF_FORCE_GPU_ALLOW_GROWTH"] == "true"
+    assert float(env["XLA_PYTHON_CLIENT_MEM_FRACTION"]) == float(env["NNDL_GPU_MEMORY_FRACTION"]) == 0.225
+    assert env["NNDL_GPU_MEMORY_MB"] == "0"  # no nvidia-smi here: TensorFlow only grows as needed
+    assert "XLA_PYTHON_CLIENT_MEM_FRACTION" not in sandbox.gpu_share_environment(1)

@@ -18,17 +18,20 @@ goes on, grades already recorded stay, and the report is written.
 
 import contextlib
 import dataclasses
+import logging
 import os
 import pathlib
 import shutil
 import time
 
-from nndl import build, course, intake, nbgrader_settings, scratch, settings, store
+from nndl import build, calibration, course, intake, nbgrader_settings, scratch, settings, store
 from nndl.batch import jobs, pool as pools, report
 from nndl.batch.worker import describe
 from nndl.contracts import graders_digest
 from nndl.kernel import sandbox
 from nndl.record import gradebook
+
+log = logging.getLogger(__name__)
 
 #: The stages of a `SubmissionState`.
 INTAKE, QUEUED, RUNNING, VERDICT, RECORDED, NOT_GRADED = (
@@ -159,6 +162,8 @@ class Batch:
         ray_address: run the jobs on this Ray cluster (``"auto"``: the one
             this machine belongs to) instead of local processes.
         regrade: forget stored verdicts and run every submission again.
+        notify: called once with each notice for the instructor (calibration
+            made on other data or versions, ...); they go to the report too.
         retries: further attempts for a job whose worker brought nothing back.
         job_timeout: seconds a worker may spend on one submission before it
             counts as hung; default: from the assignment's limits.
@@ -174,7 +179,7 @@ class Batch:
 
     def __init__(self, root, assignment, *, student=None, config_overrides=None, progress=None,
                  allow_unsandboxed=False, workers=None, ray_address=None, regrade=False, retries=1,
-                 job_timeout=None, report_path=None, runner=None):
+                 job_timeout=None, report_path=None, runner=None, notify=None):
         self.started = time.time()
         self.root = pathlib.Path(root).resolve()
         self.assignment = assignment
@@ -204,6 +209,19 @@ class Batch:
             self.settings = GradeInSandbox(config=self.config).grading_settings(assignment)
         except (settings.UnknownAssignment, settings.SettingsError) as error:
             raise course.CourseError(str(error)) from None
+        #: What the instructor must hear once per batch: printed, and kept in the JSON report.
+        self.notices = []
+        if self.settings.plain:  # no hidden graders: its grade cells' own tests decide
+            from nndl.record import plain
+
+            self.notices.append("NOTE: " + plain.notice(assignment, pathlib.Path(self.settings.grader_dir).parent))
+        try:
+            self.notices += calibration.grading_notices(self.settings.grader_dir, assignment, self.settings.profile)
+        except calibration.CalibrationMissing as error:
+            raise course.CourseError(str(error)) from None
+        for notice in self.notices:
+            (notify or log.warning)(notice)
+        self.workers_asked = workers
         self.workers = workers or default_workers(self.settings.limits.sandbox_memory_mb)
         self.api = course.nbgrader_api(self.config)
         with course.working_directory(self.root):
@@ -260,7 +278,8 @@ class Batch:
             scratch.sweep()  # roots of workers that ended with the batch (killed, or Ray's)
             results = [s.result for s in self.states.values() if s.result is not None]
             report.write_report(self.report_path, assignment=self.assignment, results=results,
-                                started=self.started, pool=self.pool_facts, db_url=self.api.coursedir.db_url)
+                                started=self.started, pool=self.pool_facts, db_url=self.api.coursedir.db_url,
+                                profile=self.settings.profile, notices=self.notices)
         return [self.states[sid].result for sid in self.students]
 
     def _step(self, state, what, action, *args):
@@ -285,6 +304,8 @@ class Batch:
                 if self.pool is None:  # started at the first job, so workers warm up while more are prepared
                     self.pool = cleanup.enter_context(self._make_pool())
                     self.pool_facts = {"kind": self.pool.kind, "size": self.pool.size, "address": self.ray_address}
+                    if self.settings.resources.gpu:
+                        self.pool_facts["gpu_slots"] = self.settings.resources.gpu_slots
                 self._step(state, "handing the job to a worker", self._submit)
 
     def _make_pool(self):
@@ -293,12 +314,14 @@ class Batch:
         if self.ray_address:
             try:
                 return pools.RayPool(self.ray_address, self.graders, cpus=resources.cpus,
-                                     gpus=1 if resources.gpu else 0, memory_mb=resources.worker_memory_mb)
+                                     gpus=pools.ray_gpu_share(resources.gpu_slots) if resources.gpu else 0,
+                                     memory_mb=resources.worker_memory_mb)
             except pools.RayUnavailable as error:
                 raise course.CourseError(str(error)) from None
         options = {"runner": self.runner} if self.runner else {}
-        return pools.LocalPool(self.workers, self.graders,
-                               gpu_devices=sandbox.gpu_devices() if resources.gpu else (), **options)
+        devices = pools.gpu_worker_devices(sandbox.gpu_devices(), resources.gpu_slots, self.workers_asked) \
+            if resources.gpu else []
+        return pools.LocalPool(len(devices) or self.workers, self.graders, gpu_devices=devices, **options)
 
     # -- the steps --------------------------------------------------------------
 

@@ -46,6 +46,7 @@ def make_job(api, config, settings, graders_digest, student):
         for preprocessor in sanitizers:
             nb, resources = preprocessor(config=config).preprocess(nb, resources)
         notebooks.append(NotebookJob(name=path.name, notebook=nbformat.writes(nb),
-                                     key=notebook_key(nb, assignment, student, graders_digest)))
+                                     key=notebook_key(nb, assignment, student, graders_digest,
+                                                      settings.profile)))
     return GradingJob(assignment=assignment, student=student, notebooks=notebooks, files=files,
                       settings=settings, notes=notes)

@@ -14,6 +14,7 @@ keeps no more tasks in flight than the cluster has room for.
 
 import collections
 import dataclasses
+import math
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -81,6 +82,28 @@ class _Pool:
 
 #: Seconds a fresh local worker may take to import the grading machinery before its job's clock starts.
 STARTUP_GRACE = 120
+
+
+def ray_gpu_share(slots):
+    """``num_gpus`` of a Ray task when `slots` tasks share a GPU: 1/slots, rounded down to
+    Ray's precision (0.0001) so that `slots` of them always fit on one GPU."""
+    return math.floor(10_000 / max(1, int(slots))) / 10_000
+
+
+def gpu_worker_devices(devices, slots, workers=None):
+    """The GPU each local worker sees, when `slots` submissions share each of `devices`.
+
+    Returns:
+        One device per worker: ``len(devices) * slots`` workers, or `workers` if fewer
+        are asked for; never more than `slots` on one device.
+    """
+    devices = list(devices)
+    if not devices:
+        return []
+    count = len(devices) * max(1, int(slots))
+    if workers is not None:
+        count = min(count, max(1, int(workers)))
+    return [devices[i % len(devices)] for i in range(count)]
 
 
 class LocalPool(_Pool):
@@ -261,7 +284,7 @@ class RayPool(_Pool):
                         f"The Ray cluster has {have:g} {name} in all, and one grading task of this "
                         f"assignment needs {asked:g}. Add workers with {name} to the cluster, or change "
                         "[resources] in the assignment's assignment.toml.")
-                room.append(int(have // asked))
+                room.append(int(have / asked + 1e-9))
         return max(1, min(room) if room else 1)
 
     def _dispatch(self):

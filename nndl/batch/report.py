@@ -109,7 +109,7 @@ def default_path(root, assignment):
     return pathlib.Path(root) / ".nndl" / "reports" / str(assignment) / f"{stamp}.json"
 
 
-def write_report(path, *, assignment, results, started, pool, db_url):
+def write_report(path, *, assignment, results, started, pool, db_url, profile="full", notices=()):
     """Write the run's JSON report (atomically) and return its path.
 
     Holds, per submission: graded or not and why, score and maximum from the
@@ -132,6 +132,8 @@ def write_report(path, *, assignment, results, started, pool, db_url):
     document = {
         "version": REPORT_VERSION,
         "assignment": assignment,
+        "profile": profile,
+        "notices": list(notices),
         "started": _iso(started),
         "finished": _iso(finished),
         "wall_seconds": round(finished - started, 3),

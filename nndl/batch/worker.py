@@ -26,11 +26,13 @@ def run_job(job, graders):
         A `JobResult` holding one verdict per notebook, keyed as the coordinator keyed them.
     """
     from nndl.grade import grade_notebook
+    from nndl.record.plain import grade_plain
 
+    grade = grade_plain if job.settings.plain else grade_notebook  # plain: no hidden graders
     started = time.monotonic()
     verdicts = {}
     for notebook in job.notebooks:
-        verdicts[notebook.key] = grade_notebook(notebook.notebook, job.settings, job.files, graders)
+        verdicts[notebook.key] = grade(notebook.notebook, job.settings, job.files, graders)
     return JobResult(job.student, verdicts, worker_facts(time.monotonic() - started))
 
 

@@ -1,5 +1,6 @@
 """`nndl`: the kit's command line, a thin layer over keyword-only functions.
 
+    nndl init [DIR] [--with ASSIGNMENT]      make DIR a course graded by the kit, or add the kit to an nbgrader course
     nndl build [ASSIGNMENT]                  regenerate release/ and solutions/ from source/
     nndl autograde ASSIGNMENT [--student ID] [--workers N | --ray ADDRESS]
                                              grade collected submissions into the gradebook
@@ -45,13 +46,31 @@ def _parser():
                    help="write the run's JSON report here (default: .nndl/reports/ASSIGNMENT/ in the course)")
     p.add_argument("--regrade", action="store_true",
                    help="run every submission again instead of replaying the verdicts already stored")
+    p.add_argument("--profile", choices=("full", "smoke"), default=None,
+                   help="grading profile: 'full' runs the exercises as written (GPU workers), 'smoke' "
+                        "trains briefly on subsets (default: c.GradeInSandbox.profile, else full)")
     p.add_argument("--unsafe-no-sandbox", action="store_true",
                    help="grade even if the bubblewrap sandbox cannot start: student code can then read "
                         "hidden graders and other students' work (trusted notebooks only)")
+    p = verbs.add_parser("calibrate", help="grade the solution N times under a profile; write its thresholds")
+    p.add_argument("assignment")
+    p.add_argument("--profile", choices=("full", "smoke"), required=True)
+    p.add_argument("--seeds", type=int, default=5, help="runs of the solution, seeds 0 to N-1 (default 5)")
+    p.add_argument("--output", metavar="PATH", default=None,
+                   help="write here instead of autograder/ASSIGNMENT/calibration/PROFILE.json")
+    p.add_argument("--unsafe-no-sandbox", action="store_true",
+                   help="run the solution even if the bubblewrap sandbox cannot start")
     p = verbs.add_parser("gradebook", help="print an assignment's gradebook")
     p.add_argument("assignment")
     p = verbs.add_parser("demo", help="build, grade sample submissions, print the gradebook")
     p.add_argument("--workspace", help="demo course folder (default: .nndl/demo in the kit)")
+    p = verbs.add_parser("init", help="make DIR a course graded by the kit, or add the kit to an nbgrader course")
+    p.add_argument("dir", nargs="?", help="the course directory (default: --course, else the current directory)")
+    p.add_argument("--with", dest="with_", action="append", default=[], metavar="ASSIGNMENT",
+                   help="copy in one of the kit's assignments: its source and hidden graders (repeatable)")
+    p.add_argument("--course-id", default=None, help="course id of a new config (default: the folder's name)")
+    p.add_argument("--kit", default=None, metavar="DIR",
+                   help="the kit's checkout to copy --with assignments from (default: this kit's)")
     return parser
 
 
@@ -80,6 +99,22 @@ def main(argv=None):
             print(f"Built {', '.join(names)}: release/ and solutions/ are up to date.")
         elif args.verb == "autograde":
             return _autograde(root, args)
+        elif args.verb == "init":
+            from nndl.init import command
+
+            return command(args.dir or args.course or ".", assignments=args.with_, course_id=args.course_id,
+                           kit=args.kit)
+        elif args.verb == "calibrate":
+            from nndl.cli.calibrate import CalibrationFailed, calibrate
+
+            print(f"Calibrating {args.assignment} under the {args.profile} profile: the solution, "
+                  f"{args.seeds} times.", flush=True)
+            try:
+                calibrate(root, args.assignment, profile=args.profile, seeds=args.seeds, output=args.output,
+                          allow_unsandboxed=args.unsafe_no_sandbox, out=lambda line: print(line, flush=True))
+            except CalibrationFailed as error:
+                print(f"nndl calibrate: {error}", file=sys.stderr)
+                return 1
         elif args.verb == "gradebook":
             _print_gradebook(root, args.assignment)
         elif args.verb == "demo":
@@ -113,7 +148,8 @@ def _autograde(root, args):
         results = autograde(root, args.assignment, student=args.student, progress=progress,
                             allow_unsandboxed=args.unsafe_no_sandbox, workers=args.workers, ray_address=args.ray,
                             regrade=args.regrade, retries=args.retries, job_timeout=args.job_timeout,
-                            report_path=report_path)
+                            report_path=report_path, notify=lambda notice: print(notice, file=sys.stderr),
+                            config_overrides={"GradeInSandbox": {"profile": args.profile}} if args.profile else None)
     finally:
         progress.close()
     for line in report.summary(results, time.monotonic() - started):
@@ -121,7 +157,8 @@ def _autograde(root, args):
     pool = json.loads(report_path.read_text())["pool"]
     if pool["kind"] != "none":
         what = "Ray task slot" if pool["kind"] == "ray" else "local worker"
-        print(f"Ran on {pool['size']} {what}{'' if pool['size'] == 1 else 's'}.")
+        shared = f", {pool['gpu_slots']} per GPU" if pool.get("gpu_slots") else ""
+        print(f"Ran on {pool['size']} {what}{'' if pool['size'] == 1 else 's'}{shared}.")
     print(f"Report: {report_path}")
     if warning:
         print(warning, file=sys.stderr)

@@ -67,11 +67,34 @@ def cap_streams():
 get_ipython().events.register("pre_execute", cap_streams)
 """
 
+#: Run at the kernel's start, before any of the notebook's code, when the kernel shares its
+#: GPU with others (`[resources] gpu_slots`): caps this process's share of the GPU's memory in
+#: the backend Keras runs on, so that k kernels fit. JAX's cap is its environment
+#: (XLA_PYTHON_CLIENT_MEM_FRACTION, set by `nndl.grade.gpu_share_environment`).
+_GPU_SHARE = """
+import os
+megabytes = int(os.environ.get("NNDL_GPU_MEMORY_MB", "0") or 0)
+fraction = float(os.environ.get("NNDL_GPU_MEMORY_FRACTION", "0") or 0)
+backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+if backend == "tensorflow" and megabytes:
+    import tensorflow as tf
+    for gpu in tf.config.list_physical_devices("GPU"):
+        tf.config.set_logical_device_configuration(gpu, [tf.config.LogicalDeviceConfiguration(memory_limit=megabytes)])
+elif backend == "torch" and fraction:
+    import torch
+    if torch.cuda.is_available():
+        torch.cuda.set_per_process_memory_fraction(fraction)
+"""
 
-def _kernel_output_cap(limit):
-    """The kernel argument that runs `_KERNEL_OUTPUT_CAP` at start, with `limit` characters."""
+
+def _kernel_output_cap(limit, gpu_share=False):
+    """The kernel argument run at its start: `_KERNEL_OUTPUT_CAP` with `limit` characters,
+    then `_GPU_SHARE` when the kernel shares a GPU."""
     source = _KERNEL_OUTPUT_CAP.replace("LIMIT", str(int(limit)))
-    return f"--IPKernelApp.code_to_run=exec(bytes.fromhex('{source.encode().hex()}').decode(), {{}})"
+    run = f"exec(bytes.fromhex('{source.encode().hex()}').decode(), {{}})"
+    if gpu_share:
+        run += f"; exec(bytes.fromhex('{_GPU_SHARE.encode().hex()}').decode(), {{}})"
+    return f"--IPKernelApp.code_to_run={run}"
 
 
 class CappedOutputClient(NotebookClient):
@@ -220,7 +243,8 @@ class NotebookRun:
             iopub_timeout=4,
             raise_on_iopub_timeout=False,
             extra_arguments=["--HistoryManager.enabled=False",
-                             _kernel_output_cap(self.limits.cell_output_mb * 2**20)],
+                             _kernel_output_cap(self.limits.cell_output_mb * 2**20,
+                                                gpu_share="NNDL_GPU_MEMORY_MB" in self.extra_env)],
         )
         env = sandbox.student_environment(self.scratch, gpu=self.gpu, extra=self.extra_env)
         # The kernel's own stdout and stderr (C-level prints, os.write(1, ...))

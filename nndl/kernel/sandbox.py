@@ -50,6 +50,33 @@ def gpu_devices():
     return sorted(p.name[len("nvidia"):] for p in pathlib.Path("/dev").glob("nvidia[0-9]*"))
 
 
+def gpu_memory_mb(device):
+    """Total memory of GPU `device` (its index) in MiB, from nvidia-smi; None where unknown."""
+    try:
+        done = subprocess.run(["nvidia-smi", "--query-gpu=memory.total", "--format=csv,noheader,nounits",
+                               "-i", str(device)], capture_output=True, text=True, timeout=20)
+        return int(done.stdout.split()[0]) if done.returncode == 0 else None
+    except (OSError, ValueError, IndexError, subprocess.TimeoutExpired):
+        return None
+
+
+def gpu_share_environment(slots, device=None):
+    """The kernel's environment for one of `slots` kernels sharing a GPU: each capped at its share.
+
+    9/10 of the device is shared out (the rest is the CUDA contexts' own); TensorFlow grows its
+    memory as needed up to its share (the kernel's start code sets the cap from
+    NNDL_GPU_MEMORY_MB), JAX preallocates its fraction, PyTorch's allocator is capped at it.
+    """
+    fraction = 0.9 / max(1, int(slots))
+    env = {"TF_FORCE_GPU_ALLOW_GROWTH": "true"}
+    if slots > 1:
+        env.update({"XLA_PYTHON_CLIENT_MEM_FRACTION": f"{fraction:.4f}",
+                    "NNDL_GPU_MEMORY_FRACTION": f"{fraction:.4f}"})
+        total = gpu_memory_mb(device) if device not in (None, "") else None
+        env["NNDL_GPU_MEMORY_MB"] = str(int(total * fraction)) if total else "0"
+    return env
+
+
 def student_environment(home, *, gpu=False, extra=None):
     """The environment the student kernel starts with: nothing from ours.
 

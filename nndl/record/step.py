@@ -5,7 +5,10 @@
 notebook nbgrader hands it, it finds the verdict (replayed from the verdict
 store, or computed by `nndl.grade.grade_notebook`) and writes it into the
 grade cells (`nndl.record.cells`) for nbgrader's `SaveAutoGrades` to record.
-So ``nbgrader autograde`` and ``nndl autograde`` grade alike.
+So ``nbgrader autograde`` and ``nndl autograde`` grade alike. An assignment
+with no hidden graders is a plain nbgrader one (`nndl.record.plain`): its
+notebook runs in the sandbox and keeps its outputs, and nbgrader scores its
+grade cells' own tests from them, as stock nbgrader's ``Execute`` would.
 
 Its configurable limits are the fields of `nndl.settings.Limits`, with the
 defaults written there: ``c.GradeInSandbox.cell_timeout = 120`` and so on.
@@ -22,7 +25,7 @@ from nndl import course, settings, store
 from nndl.contracts import graders_digest, notebook_key
 from nndl.grade import apply_outputs, grade_notebook
 from nndl.kernel import training_data
-from nndl.record import cells
+from nndl.record import cells, plain
 
 LIMIT_NAMES = tuple(f.name for f in dataclasses.fields(settings.Limits))
 
@@ -58,6 +61,10 @@ class GradeInSandbox(NbGraderPreprocessor):
     replay_only = Bool(False, help=(
         "Only replay stored verdicts (nndl autograde records what its workers computed): a "
         "notebook whose verdict is not stored is an error, never run here.")).tag(config=True)
+    profile = Unicode("full", help=(
+        "The grading profile: 'full' (the exercises as written; GPU workers) or 'smoke' (brief "
+        "training on subsets, for CPU machines and CI). Notebooks read their sizes from it, and "
+        "graders their calibrated thresholds.")).tag(config=True)
     sandbox_data_dir = Unicode("", help=(
         "Folder of training-split-only dataset files mounted read-only into the sandbox "
         "(default: made from NNDL_DATA_DIR).")).tag(config=True)
@@ -77,7 +84,7 @@ class GradeInSandbox(NbGraderPreprocessor):
                 f"Allowed: {', '.join(sorted(known))}.")
         course_limits = {name: section[name] for name in LIMIT_NAMES if name in section}
         return settings.load(assignment, self.graders_root_path(), course_limits=course_limits,
-                             allow_unsandboxed=self.allow_unsandboxed,
+                             allow_unsandboxed=self.allow_unsandboxed, profile=self.profile, allow_plain=True,
                              sandbox_data_dir=self.sandbox_data_dir or training_data.training_only_dir() or "")
 
     def graders_root_path(self):
@@ -91,7 +98,7 @@ class GradeInSandbox(NbGraderPreprocessor):
         assignment, student = info["assignment"], info["student"]
         grading = self.grading_settings(assignment)
         graders = course.grader_files(grading.grader_dir)
-        key = notebook_key(nb, assignment, student, graders_digest(graders))
+        key = notebook_key(nb, assignment, student, graders_digest(graders), grading.profile)
         verdicts = store.VerdictStore(self.verdict_store) if self.verdict_store else None
         verdict = verdicts.get(key) if verdicts else None
         if verdict is None:
@@ -100,14 +107,18 @@ class GradeInSandbox(NbGraderPreprocessor):
                     f"No stored verdict for {student}/{assignment}/{info['notebook']} (key {key[:12]}): "
                     "the notebook nbgrader is recording is not the one that was graded. Grade it again "
                     f"with nndl autograde {assignment} --student {student} --regrade.")
-            verdict = grade_notebook(nb, grading, self._submission_files(student, assignment), graders,
-                                     logger=self.log)
+            grade = plain.grade_plain if grading.plain else grade_notebook
+            verdict = grade(nb, grading, self._submission_files(student, assignment), graders, logger=self.log)
             if verdicts:
                 verdicts.put(key, verdict)
         else:
             self.log.info("Replaying the stored verdict of %s/%s", assignment, info["notebook"])
             apply_outputs(nb, verdict)
         resources.setdefault("nndl", {}).update(verdict.stats)
+        if grading.plain:  # nbgrader's SaveAutoGrades scores the grade cells from the outputs
+            plain.notice_once(self.log, assignment, self.graders_root_path())
+            plain.record_plain(nb, verdict)
+            return nb, resources
         fractions = cells.record_verdict(nb, verdict)
         self.log.info("Hidden graders for %s/%s: %s", assignment, info["notebook"],
                       ", ".join(f"{k}={v:.2f}" for k, v in fractions.items()))

@@ -15,3 +15,11 @@ class StudentError(AssertionError):
     function raised, its result is not data, or the kernel died. The message
     is written for the student and becomes their feedback as it is.
     """
+
+
+#: The grading run's seed for the graders' random inputs (the `rng` fixture): drawn per run by
+#: `nndl.grade` and kept in the verdict's stats (``grader_seed``), so a run's inputs can be drawn again.
+SEED_ENV = "NNDL_GRADER_SEED"
+#: The assignment's grading mode and whether handed-in weights are graded (the `grading` fixture).
+GRADING_MODE_ENV = "NNDL_GRADING_MODE"
+SUBMITTED_WEIGHTS_ENV = "NNDL_GRADE_SUBMITTED_WEIGHTS"

@@ -13,7 +13,7 @@ import os
 import pytest
 
 from nndl.bridge import codec as bridge
-from nndl.score import StudentError
+from nndl.score import GRADING_MODE_ENV, SEED_ENV, SUBMITTED_WEIGHTS_ENV, StudentError
 
 BRIDGE_ENV = "NNDL_GRADER_BRIDGE_FDS"
 #: The `Student` talking to the coordinator, or None outside the kit's runner.
@@ -76,13 +76,43 @@ class Student:
 
     def model(self, name):
         """The notebook's Keras model `name`, checked and loaded safely."""
+        return self._load(name, self._ask("model", name)["path"])
+
+    def submitted_model(self, filename):
+        """The ``.keras`` file `filename` handed in beside the notebook, checked and loaded safely.
+
+        Its weights are the student's, trained wherever they liked: grade its
+        architecture from it, and its accuracy from `retrained_model`.
+        """
+        return self._load(filename, self._ask("submitted_model", filename)["path"])
+
+    def retrained_model(self, filename, **recipe):
+        """The architecture of the handed-in `filename`, trained afresh in a sandbox of its own.
+
+        Fresh weights, the training split only, the grading profile's seed;
+        `recipe` overrides `nndl.kernel.retrain.RECIPE_DEFAULTS` (dataset,
+        train, valid, epochs, batch_size, optimizer, learning_rate, patience).
+        """
+        return self._load(filename, self._ask("retrain", filename, kwargs=recipe)["path"])
+
+    def _load(self, name, path):
         from nndl.bridge.models import ModelRejected, load_model_safely
 
-        path = self._ask("model", name)["path"]
         try:
             return load_model_safely(path)
         except ModelRejected as error:
             raise StudentError(f"'{name}': {error}") from None
+
+
+@pytest.fixture(scope="session")
+def grading():
+    """How this assignment is graded: ``grading.mode`` ("retrain" or "submitted"),
+    ``grading.grade_submitted_weights`` and ``grading.profile``."""
+    import types
+
+    return types.SimpleNamespace(mode=os.environ.get(GRADING_MODE_ENV) or "retrain",
+                                 grade_submitted_weights=os.environ.get(SUBMITTED_WEIGHTS_ENV) == "1",
+                                 profile=os.environ.get("NNDL_PROFILE") or "full")
 
 
 def pytest_configure(config):
@@ -103,6 +133,46 @@ def student(pytestconfig):
     if pytestconfig.stash[STUDENT] is None:
         raise RuntimeError("graders must be run by the kit's grading runner (nndl.score.runner)")
     return pytestconfig.stash[STUDENT]
+
+
+#: The run's seed, drawn once per grader process.
+RUN_SEED = pytest.StashKey()
+
+
+@pytest.fixture
+def rng(request):
+    """A numpy Generator for inputs chosen at grading time: a fresh seed each grading run.
+
+    Graders draw the arrays, shapes and sizes they pass to the student's
+    functions from it, so that outputs seen in one run (or printed by the
+    visible checks) are worth nothing in the next. Each test gets its own
+    stream, derived from the run's seed and the test's name.
+    """
+    import zlib
+
+    import numpy as np
+
+    config = request.config
+    if RUN_SEED not in config.stash:
+        fixed = os.environ.get(SEED_ENV, "")
+        config.stash[RUN_SEED] = int(fixed) if fixed.isdigit() else int.from_bytes(os.urandom(8), "little")
+    return np.random.default_rng([config.stash[RUN_SEED], zlib.crc32(request.node.nodeid.encode())])
+
+
+@pytest.fixture(scope="session")
+def calibration(pytestconfig):
+    """Calibrated thresholds of the grading profile (`nndl.calibration.Thresholds`).
+
+    ``calibration.check("test_accuracy", accuracy, "accuracy on the hidden test split",
+    data="fashion_mnist")`` passes when the value reaches the threshold that
+    `nndl calibrate` derived from runs of the reference solution.
+    """
+    from nndl import calibration as calibrated
+
+    return calibrated.Thresholds(
+        pytestconfig.rootpath, os.environ.get("NNDL_PROFILE") or "full",
+        calibrating=os.environ.get(calibrated.CALIBRATING_ENV) == "1",
+        tell=lambda message: _tell(pytestconfig, message))
 
 
 def _message(excinfo):
@@ -135,6 +205,26 @@ def pytest_runtest_makereport(item, call):
             "message": "" if call.excinfo is None else _message(call.excinfo),
         })
         _tell(item.config, {"op": "result", "result": item.config.stash[RESULTS][-1]})
+
+
+def pytest_collection_finish(session):
+    """Import Keras now if the graders will need it, while the notebook still runs.
+
+    The grader process is started beside the notebook's run and waits for
+    it at its first request; Keras's import (seconds of CPU) done here
+    overlaps that run instead of following it. Graders that never mention
+    Keras (nor ask for a model) do not pay for it.
+    """
+    if session.config.stash.get(STUDENT, None) is None:
+        return
+    sources = []
+    for path in {item.path for item in session.items}:
+        try:
+            sources.append(path.read_text())
+        except OSError:
+            continue
+    if any("keras" in text or "student.model" in text for text in sources):
+        import keras  # noqa: F401
 
 
 def pytest_collection_modifyitems(config, items):

@@ -120,12 +120,15 @@ class GraderProcess:
         # What the plugin reported so far: kept when a limit stops the process.
         self._collected = None
         self._finished = []
+        self._measured = {}
 
-    def serve(self, notebook_run, *, timeout=600):
+    def serve(self, notebook_run, *, timeout=600, services=None):
         """Answer the graders' requests from `notebook_run` until they finish.
 
         Args:
             notebook_run: an executed `nndl.kernel.run.NotebookRun`.
+            services: answers the requests that are not for the kernel (the files
+                handed in, retraining: `nndl.grade.SubmissionServices`); None: refused.
             timeout: seconds for all graders together, from now.
 
         Returns:
@@ -168,7 +171,11 @@ class GraderProcess:
                 if message["op"] == "result":
                     self._finished.append(message["result"])
                     continue
-                answer = _serve(notebook_run, message)
+                if message["op"] == "measured":
+                    self._measured[str(message["name"])] = {"value": float(message["value"]),
+                                                            "data": message.get("data")}
+                    continue
+                answer = _serve(notebook_run, message, services)
                 try:
                     answers.write(json.dumps(answer).encode() + b"\n")
                     answers.flush()
@@ -195,7 +202,7 @@ class GraderProcess:
         if proc.returncode not in (0, 1) and not stopped:
             raise GraderSetupError(f"the hidden graders in {self.grader_dir} failed to run "
                                    f"(pytest exit code {proc.returncode}):\n{log}")
-        return _report(results, log, stopped)
+        return _report(results, log, stopped, self._measured)
 
     def _stopped_by(self, timed_out, timeout):
         """What stopped the graders, for the tests they had not finished; None if nothing did."""
@@ -227,7 +234,16 @@ class GraderProcess:
         _remove_tree(self.workdir)
 
 
-def _serve(notebook_run, message):
+#: Requests about the submission's files rather than its kernel.
+SERVICE_OPS = ("submitted_model", "retrain")
+
+
+def _serve(notebook_run, message, services=None):
+    if message["op"] in SERVICE_OPS:
+        if services is None:
+            return {"ok": False, "error": f"'{message['op']}' is not available here"}
+        answer = services.answer(message["op"], message["name"], bridge.decode(message["kwargs"]))
+        return answer if not answer["ok"] else {"ok": True, "path": answer["path"]}
     answer = notebook_run.request(message["op"], message["name"], bridge.decode(message["args"]),
                                   bridge.decode(message["kwargs"]), timeout=message.get("timeout"))
     if not answer["ok"]:
@@ -243,7 +259,7 @@ def _serve(notebook_run, message):
                                       f"to the graders: {error}"}
 
 
-def _report(results, log, stopped=None):
+def _report(results, log, stopped=None, measured=None):
     """The outcome of every collected test; those without a result fail, saying why.
 
     Tests run in the order collected, so when `stopped` (what stopped the
@@ -265,7 +281,7 @@ def _report(results, log, stopped=None):
         else:
             outcomes.append(TestOutcome(result["test"], result["grade_cell"], result["weight"],
                                         result["passed"], result["message"]))
-    return GraderReport(outcomes, log)
+    return GraderReport(outcomes, log, dict(measured or {}))
 
 
 def _signal_name(number):

@@ -1,0 +1,140 @@
+"""Every assignment after a01, graded end to end: its samples in one batch each.
+
+For each assignment in ``source/`` (a01 has its own, heavier module,
+`test_a01_grading.py`), the course is built in a scratch folder and all of
+its samples (`nndl.cli.samples`: the solution, the untouched release, the
+assignment's flawed submissions from ``autograder/<assignment>/samples.py``
+and the broken files any assignment can receive) are graded in one batch by
+two local workers. Each must earn exactly the points worked out for it from
+the graders. The feedback students read must hold no line of the hidden
+graders, of `reference.py` or of the solutions.
+"""
+
+import json
+import pathlib
+import shutil
+
+import nbformat
+import pytest
+
+from nndl import build, course
+from nndl.batch import coordinator as grade
+from nndl.cli import samples
+from nndl.record import gradebook
+
+from kit import KIT, code_lines
+
+pytestmark = pytest.mark.slow
+
+# Those built (test_build.py fails when solutions/ or release/ is missing or stale).
+ASSIGNMENTS = [a for a in build.source_assignments(KIT)
+               if a != "a01_perceptrons_xor" and list((KIT / "solutions" / a).glob("*.ipynb"))]
+SAMPLES = {a: samples.assignment_samples(KIT, a) for a in ASSIGNMENTS}
+CASES = [(a, i) for a in ASSIGNMENTS for i in range(len(SAMPLES[a][1]))]
+BROKEN_KINDS = ("not-json", "deleted-grade-cell", "duplicated-cell-id", "kernel-dies")
+
+
+def _graded(root, assignment):
+    shutil.copytree(KIT / "source" / assignment, root / "source" / assignment)
+    course.write_course_config(root, graders=KIT / "autograder", profile="smoke")
+    build.build(root, assignment=assignment)
+    notebook, batch = SAMPLES[assignment]
+    samples.write_submissions(root, assignment, batch, notebook)
+    results = grade.autograde(root, assignment, workers=2)
+    _, rows = gradebook.cell_scores(f"sqlite:///{root}/gradebook.db", assignment)
+    return root, notebook, {r.student: r for r in results}, {row["student"]: row for row in rows}
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    """``graded(assignment)``: that assignment's samples, graded once per test session."""
+    done = {}
+
+    def get(assignment):
+        if assignment not in done:
+            done.clear()  # one assignment's batch at a time; the cases are ordered by assignment
+            done[assignment] = _graded(tmp_path_factory.mktemp(assignment) / "course", assignment)
+        return done[assignment]
+
+    return get
+
+
+def _case_id(case):
+    assignment, index = case
+    return f"{assignment.split('_')[0]}-{SAMPLES[assignment][1][index].student}"
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_samples_cover_what_an_assignment_needs(assignment):
+    """Solution, release, six flawed files with different scores, a spoof of the visible checks, the broken kinds?"""
+    _, batch = SAMPLES[assignment]
+    full = batch[0].expected
+    assert [s.student for s in batch[:2]] == ["s01-solution", "s02-untouched-release"]
+    assert all(set(s.expected) == set(full) for s in batch)
+    flawed = [s for s in batch[2:] if 0 < sum(s.expected.values()) < sum(full.values())]
+    assert len({tuple(sorted(s.expected.items())) for s in flawed}) >= 6, "name at least 6 real flaws"
+    spoofs = [s for s in batch if "spoof" in s.student]
+    assert spoofs, "a submission that returns what the visible checks print, expected to earn nothing for it"
+    assert all(any(s.expected[g] == 0 < full[g] for g in full) for s in spoofs)
+    for kind in BROKEN_KINDS:
+        assert any(s.student.endswith(kind) for s in batch), kind
+
+
+@pytest.mark.parametrize("case", CASES, ids=_case_id)
+def test_sample_earns_exactly_its_expected_score(graded, case):
+    """Does this sample earn exactly the points worked out for each grade cell?"""
+    assignment, index = case
+    _, _, results, rows = graded(assignment)
+    sample = SAMPLES[assignment][1][index]
+    assert results[sample.student].graded, results[sample.student].error
+    got = {g: rows[sample.student]["scores"][g] for g in sample.expected}
+    assert got == pytest.approx(sample.expected), sample.description
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if SAMPLES[c[0]][1][c[1]].message], ids=_case_id)
+def test_broken_sample_gets_a_clear_message(graded, case):
+    """Does the student read what went wrong with their file, in their feedback?"""
+    assignment, index = case
+    root, notebook, results, _ = graded(assignment)
+    sample = SAMPLES[assignment][1][index]
+    text = (root / "autograded" / sample.student / assignment / notebook).read_text()
+    assert sample.message in text + "\n".join(results[sample.student].messages)
+
+
+def _secret_lines(assignment):
+    """Lines students must never read: the graders' and reference's code, the solutions' answers."""
+    lines = set()
+    for py in (KIT / "autograder" / assignment).glob("*.py"):
+        if py.name == "samples.py":
+            continue
+        lines |= {line for line in code_lines(py)
+                  if len(line) > 30 and not line.startswith(("import", "from", "def ", "@", "assert", "return"))}
+    return lines
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_feedback_shows_no_grader_or_reference_code(graded, assignment):
+    """Is every graded notebook free of the hidden graders' and reference's code?"""
+    root, notebook, results, _ = graded(assignment)
+    secret = _secret_lines(assignment)
+    assert secret, "the leak check must have something to look for"
+    for student in results:
+        path = root / "autograded" / student / assignment / notebook
+        if not path.exists():
+            continue
+        text = path.read_text()
+        assert "autograder/" not in text and "reference.py" not in text, student
+        found = [line for line in secret if line in text]
+        assert found == [], (student, found[:3])
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_release_has_hidden_checks_for_every_graded_cell(assignment):
+    """Does each autograded cell of the release hold visible checks only (no hidden values to copy)?"""
+    release = next((KIT / "release" / assignment).glob("*.ipynb"))
+    nb = nbformat.read(str(release), as_version=4)
+    graded_cells = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")
+                    and c.cell_type == "code"]
+    assert graded_cells
+    for cell in graded_cells:
+        assert "HIDDEN" not in cell.source and "reference" not in cell.source
