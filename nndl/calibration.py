@@ -39,8 +39,10 @@ THRESHOLD_RULE = (f"threshold = mean - max(t({1 - FALSE_FAILURE:g}, N - 1) * std
 #: Set in the grader process's environment while `nndl calibrate` runs: checks record only.
 CALIBRATING_ENV = "NNDL_CALIBRATING"
 FOLDER = "calibration"
-#: The packages whose versions a calibration records and grading compares.
-PACKAGES = ("keras", "tensorflow", "tensorflow-cpu", "jax", "torch", "numpy")
+#: The packages whose versions a calibration records and grading compares: Keras, numpy and
+#: the Keras backend's own.
+PACKAGES = ("keras", "numpy")
+BACKEND_PACKAGES = {"tensorflow": ("tensorflow", "tensorflow-cpu"), "jax": ("jax", "jaxlib"), "torch": ("torch",)}
 
 
 class CalibrationMissing(LookupError):
@@ -66,11 +68,10 @@ def threshold_of(values):
     return mean, std, mean - max(spread, MIN_MARGIN)
 
 
-def environment():
-    """The Python, backend and package versions a calibration depends on."""
-    versions = {"python": platform.python_version(),
-                "keras_backend": os.environ.get("KERAS_BACKEND") or "tensorflow"}
-    for package in PACKAGES:
+def environment(backend="tensorflow"):
+    """The Python, Keras backend and package versions a calibration made on `backend` depends on."""
+    versions = {"python": platform.python_version(), "keras_backend": backend}
+    for package in PACKAGES + BACKEND_PACKAGES.get(backend, ()):
         try:
             versions[package] = importlib.metadata.version(package)
         except importlib.metadata.PackageNotFoundError:
@@ -84,6 +85,10 @@ def fingerprints(datasets, directory=None):
 
     found = {}
     for name in sorted(set(datasets)):
+        file = nndl_datasets.dataset_path(name, directory)
+        if file is None or not file.is_file():  # never keras.datasets' download, from here
+            found[name] = None
+            continue
         try:
             found[name] = nndl_datasets.fingerprint(name, directory=directory)
         except Exception:  # missing or unreadable: reported as such by the caller
@@ -91,7 +96,7 @@ def fingerprints(datasets, directory=None):
     return found
 
 
-def summarise(assignment, profile, runs, *, seeds, command):
+def summarise(assignment, profile, runs, *, seeds, command, backend="tensorflow"):
     """The calibration document from the measurements of each run (``[{name: {value, data}}]``)."""
     names = sorted(set().union(*(run.keys() for run in runs))) if runs else []
     measurements = {}
@@ -112,7 +117,7 @@ def summarise(assignment, profile, runs, *, seeds, command):
         "measurements": measurements,
         "seeds": list(seeds),
         "command": command,
-        "versions": environment(),
+        "versions": environment(backend),
         "data": fingerprints(datasets),
         "made": datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat(),
     }
@@ -131,7 +136,7 @@ def calibrated_profiles(grader_dir):
     return sorted(p.stem for p in folder.glob("*.json")) if folder.is_dir() else []
 
 
-def grading_notices(grader_dir, assignment, profile, data_directory=None):
+def grading_notices(grader_dir, assignment, profile, data_directory=None, backend="tensorflow"):
     """What an instructor must hear before grading with these thresholds.
 
     Returns:
@@ -150,10 +155,10 @@ def grading_notices(grader_dir, assignment, profile, data_directory=None):
             f"{assignment} has calibrated thresholds for the profile(s) {', '.join(profiles)} but not for "
             f"{profile!r}. Calibrate it first: nndl calibrate {assignment} --profile {profile} --seeds 5")
     notices = []
-    here = environment()
+    here = environment(backend)
+    compared = ("keras_backend",) + PACKAGES + BACKEND_PACKAGES.get(backend, ())
     changed = [f"{name} {document['versions'].get(name)} -> {here.get(name)}"
-               for name in sorted(set(document["versions"]) | set(here))
-               if name != "python" and document["versions"].get(name) != here.get(name)]
+               for name in compared if document["versions"].get(name) != here.get(name)]
     if changed:
         notices.append(f"WARNING: {assignment}'s {profile} thresholds were calibrated with other library "
                        f"versions ({'; '.join(changed)}). Accuracies may differ; recalibrate: "

@@ -216,7 +216,8 @@ class Batch:
 
             self.notices.append("NOTE: " + plain.notice(assignment, pathlib.Path(self.settings.grader_dir).parent))
         try:
-            self.notices += calibration.grading_notices(self.settings.grader_dir, assignment, self.settings.profile)
+            self.notices += calibration.grading_notices(self.settings.grader_dir, assignment, self.settings.profile,
+                                                        backend=self.settings.resources.keras_backend)
         except calibration.CalibrationMissing as error:
             raise course.CourseError(str(error)) from None
         for notice in self.notices:

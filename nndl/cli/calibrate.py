@@ -84,7 +84,8 @@ def calibrate(root, assignment, *, profile, seeds, output=None, allow_unsandboxe
             os.environ.pop(calibration.CALIBRATING_ENV, None)
         else:
             os.environ[calibration.CALIBRATING_ENV] = before
-    document = calibration.summarise(assignment, profile, runs, seeds=range(seeds), command=command)
+    document = calibration.summarise(assignment, profile, runs, seeds=range(seeds), command=command,
+                                     backend=grading.resources.keras_backend)
     target.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomically(target, document, indent=1, sort_keys=True)
     for name, m in document["measurements"].items():
