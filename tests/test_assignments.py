@@ -48,11 +48,10 @@ def _graded(root, assignment):
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
     """``graded(assignment)``: that assignment's samples, graded once per test session."""
-    done = {}
+    done = {}  # each assignment's batch is graded once, and kept for the tests that come back to it
 
     def get(assignment):
         if assignment not in done:
-            done.clear()  # one assignment's batch at a time; the cases are ordered by assignment
             done[assignment] = _graded(tmp_path_factory.mktemp(assignment) / "course", assignment)
         return done[assignment]
 
