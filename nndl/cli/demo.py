@@ -36,7 +36,8 @@ def run_demo(*, workspace=None, assignments=None, out=print, root=course.KIT_ROO
     workspace.mkdir(parents=True)
     names = assignments or build.source_assignments(root)
     out(f"Building {', '.join(names)} from source/ into release/ and solutions/ ...")
-    out("Grading under the smoke profile (brief training on subsets; `--profile full` is the exercises as written).")
+    out("Grading under the smoke profile: brief training on subsets (nndl autograde --profile full grades "
+        "the exercises as written).")
     build.build(root)
     # The smoke profile: brief training on subsets, so the whole demo fits a CPU machine.
     course.write_course_config(workspace, source=root / "source", release=root / "release",
