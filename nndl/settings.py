@@ -94,13 +94,6 @@ class Resources:
     #: at its share. Measured on one H200 with the CIFAR-10 exercise model: 4 jobs sharing give
     #: 2.6x the throughput of one, 8 give 5.4x, 16 give 5.8x (then the host's cores, one per
     #: job, are the limit). 4 is the default: it fits the course's models in a 16 GiB GPU with
-    #: room to spare; raise it towards the host's cores per GPU on large GPUs.
-    gpu_slots: int = 4
-    #: Submissions sharing one GPU (a GPU assignment's). Ray tasks ask ``num_gpus = 1/gpu_slots``;
-    #: the local pool runs this many workers per visible GPU; each kernel's GPU memory is capped
-    #: at its share. Measured on one H200 with the CIFAR-10 exercise model: 4 jobs sharing give
-    #: 2.6x the throughput of one, 8 give 5.4x, 16 give 5.8x (then the host's cores, one per
-    #: job, are the limit). 4 is the default: it fits the course's models in a 16 GiB GPU with
     #: room to spare; raise it to the host's cores per GPU on large GPUs.
     gpu_slots: int = 4
 

@@ -127,6 +127,119 @@ def test_feedback_shows_no_grader_or_reference_code(graded, assignment):
         assert found == [], (student, found[:3])
 
 
+# --- The submitted-models mode: assignments whose samples.py describes SUBMITTED submissions -------------
+
+def _samples_module(assignment):
+    return samples.assignment_samples_module(KIT / "autograder" / assignment)
+
+
+SUBMITTED = {a: _samples_module(a).SUBMITTED for a in ASSIGNMENTS
+             if getattr(_samples_module(a), "SUBMITTED", None)}
+SUBMITTED_CASES = [(a, spec["name"]) for a, specs in SUBMITTED.items() for spec in specs]
+
+
+_MODEL_FILES = {}  # (assignment, kind, model name) -> a file made once per test session
+
+
+def _graded_submitted(root, assignment, weights):
+    """The SUBMITTED samples whose `grade_submitted_weights` is `weights`, graded in one batch."""
+    import sys
+
+    graders = root / "graders"
+    shutil.copytree(KIT / "autograder" / assignment, graders / assignment,
+                    ignore=shutil.ignore_patterns("__pycache__", "samples.py"))
+    toml = graders / assignment / "assignment.toml"
+    toml.write_text((toml.read_text() if toml.exists() else "")
+                    + f'\n[grading]\nmode = "submitted"\ngrade_submitted_weights = {str(weights).lower()}\n')
+    shutil.copytree(KIT / "source" / assignment, root / "source" / assignment)
+    course.write_course_config(root, graders=graders, profile="smoke")
+    build.build(root, assignment=assignment)
+    module = _samples_module(assignment)
+    solution = next((KIT / "solutions" / assignment).glob("*.ipynb"))
+    nb = nbformat.read(str(solution), as_version=4)
+    sys.path.insert(0, str(KIT / "autograder" / assignment))  # model_file uses reference.py
+    try:
+        specs = [spec for spec in SUBMITTED[assignment] if spec["grade_submitted_weights"] == weights]
+        for spec in specs:
+            folder = root / "submitted" / spec["name"] / assignment
+            folder.mkdir(parents=True)
+            nbformat.write(samples.with_replaced_cells(nb, spec.get("replace", {})), str(folder / solution.name))
+            for model_name, kind in spec["files"].items():
+                made = _MODEL_FILES.get((assignment, kind, model_name))
+                if made is None or not made.exists():
+                    made = _MODEL_FILES[assignment, kind, model_name] = pathlib.Path(module.model_file(
+                        kind, model_name, root.parent / f"{kind}-{model_name}.keras"))
+                shutil.copyfile(made, folder / f"{model_name}.keras")
+    finally:
+        sys.path.remove(str(KIT / "autograder" / assignment))
+        sys.modules.pop("reference", None)
+    results = grade.autograde(root, assignment, workers=2)
+    _, rows = gradebook.cell_scores(f"sqlite:///{root}/gradebook.db", assignment)
+    verdicts = [json.loads(p.read_text()) for p in (root / ".nndl" / "verdicts" / assignment).rglob("*.json")]
+    return root, solution.name, {r.student: r for r in results}, {row["student"]: row for row in rows}, verdicts
+
+
+@pytest.fixture(scope="module")
+def graded_submitted(tmp_path_factory):
+    """``graded_submitted(assignment, weights)``: those SUBMITTED samples, graded once per test session."""
+    done = {}
+
+    def get(assignment, weights):
+        if (assignment, weights) not in done:
+            root = tmp_path_factory.mktemp(f"{assignment}-submitted-{weights}") / "course"
+            done[assignment, weights] = _graded_submitted(root, assignment, weights)
+        return done[assignment, weights]
+
+    return get
+
+
+@pytest.mark.parametrize("case", SUBMITTED_CASES, ids=lambda c: f"{c[0].split('_')[0]}-{c[1]}")
+def test_submitted_models_earn_exactly_their_expected_score(graded_submitted, case):
+    """Handed-in .keras files: checked as handed in, refused with a reason, retrained, or flagged?"""
+    assignment, name = case
+    spec = next(s for s in SUBMITTED[assignment] if s["name"] == name)
+    root, notebook, results, rows, _ = graded_submitted(assignment, spec["grade_submitted_weights"])
+    assert results[name].graded, results[name].error
+    got = {g: rows[name]["scores"][g] for g in spec["expected"]}
+    assert got == pytest.approx({g: float(v) for g, v in spec["expected"].items()}), spec["description"]
+    feedback = (root / "autograded" / name / assignment / notebook).read_text()
+    for phrase in spec.get("messages", []):
+        assert phrase in feedback, phrase
+
+
+@pytest.mark.parametrize("assignment", sorted(SUBMITTED))
+def test_handed_in_weights_earn_nothing_unless_graded_as_such(graded_submitted, assignment):
+    """Weights trained on the test images: the grader measures the retrained architecture, not them?"""
+    import sys
+
+    import keras
+
+    root, _, _, _, verdicts = graded_submitted(assignment, False)
+    name = "refused_files_and_weights_trained_on_test"
+    folder = root / "submitted" / name / assignment
+    memorised = keras.saving.load_model(folder / "plain_model.keras")
+    sys_path = str(KIT / "autograder" / assignment)
+    sys.path.insert(0, sys_path)
+    try:
+        import reference
+
+        handed_in = reference.accuracy(memorised, *reference.test_data())
+        unseen = reference.accuracy(memorised, *reference.full_validation_data())
+    finally:
+        sys.path.remove(sys_path)
+        sys.modules.pop("reference", None)
+    measured = [v["measurements"]["plain_test_accuracy"]["value"] for v in verdicts
+                if "plain_test_accuracy" in v.get("measurements", {})]
+    calibrated = json.loads((KIT / "autograder" / assignment / "calibration" / "smoke.json").read_text())
+    allowed = -calibrated["measurements"]["plain_validation_minus_test_accuracy"]["threshold"]
+    # The memorised weights would be flagged if their own accuracy were graded (see the weights-graded sample).
+    assert handed_in - unseen > allowed, (
+        f"memorised weights: test accuracy {handed_in:.3f}, validation {unseen:.3f}; flagged above {allowed:.3f}")
+    # Both submissions of this batch hand in plain_model's architecture, once with memorised weights:
+    # the accuracy each was graded on is its retrained model's.
+    assert len(measured) == 2 and max(measured) < handed_in - 0.08, (measured, handed_in)
+
+
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_release_has_hidden_checks_for_every_graded_cell(assignment):
     """Does each autograded cell of the release hold visible checks only (no hidden values to copy)?"""

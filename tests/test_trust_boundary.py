@@ -45,8 +45,10 @@ def test_attack_gains_nothing(toy_course, submit, attack):
     submit(toy_course, "toy", "mallory", "toy.ipynb", nbformat.writes(nb))
     submit(toy_course, "toy", "honest", "toy.ipynb",
            (toy_course / "solutions" / "toy" / "toy.ipynb").read_text())
-    # A broken interpreter can make the grader's calls hang; a short limit keeps the test quick.
-    results = grade.autograde(toy_course, "toy", config_overrides={"GradeInSandbox": {"call_timeout": 10}})
+    # A broken interpreter can make the kernel or the grader's calls hang; short limits (those of the
+    # red-team suite) keep the test quick.
+    results = grade.autograde(toy_course, "toy", config_overrides={"GradeInSandbox": {
+        "cell_timeout": 10, "submission_timeout": 90, "call_timeout": 10, "grader_timeout": 120}})
     assert all(r.graded for r in results), [r.error for r in results]
     _, rows = gradebook.cell_scores(f"sqlite:///{toy_course}/gradebook.db", "toy")
     got = {row["student"]: (row["scores"]["add"], row["scores"]["scale"]) for row in rows}

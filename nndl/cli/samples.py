@@ -60,15 +60,21 @@ def with_replaced_cells(nb, replace):
     return nb
 
 
-def _assignment_samples_module(grader_dir):
-    """The `SAMPLES` of an assignment's ``samples.py`` (read from its grader folder), or []."""
+def assignment_samples_module(grader_dir):
+    """An assignment's ``samples.py``, read from its grader folder (None when it has none).
+
+    It holds `SAMPLES` (flawed submissions); it may name in `BROKEN_BASE` the
+    flawed sample whose notebook the broken kinds are made from, instead of
+    the solution (for an assignment whose solution is costly to run), and
+    describe in `SUBMITTED` submissions graded with handed-in files.
+    """
     path = pathlib.Path(grader_dir) / "samples.py"
     if not path.is_file():
-        return []
+        return None
     spec = importlib.util.spec_from_file_location(f"nndl_samples_{pathlib.Path(grader_dir).name}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.SAMPLES
+    return module
 
 
 def assignment_samples(root, assignment):
@@ -84,35 +90,38 @@ def assignment_samples(root, assignment):
         Sample("s01-solution", "the worked solution", _write(solution), dict(full)),
         Sample("s02-untouched-release", "the release handed back unanswered", _write(release), dict(zero)),
     ]
-    flawed = _assignment_samples_module(root / "autograder" / assignment)
-    for number, spec in enumerate(flawed, start=3):
+    module = assignment_samples_module(root / "autograder" / assignment)
+    base, base_expected, base_name = solution, full, "the solution"
+    for number, spec in enumerate(module.SAMPLES if module else [], start=3):
         expected = dict(full)
         expected.update({k: float(v) for k, v in spec["expected"].items()})
+        nb = with_replaced_cells(solution, spec["replace"])
         samples.append(Sample(f"s{number:02d}-{spec['name'].replace('_', '-')}", spec["description"],
-                              _write(with_replaced_cells(solution, spec["replace"])), expected,
-                              spec.get("message", "")))
+                              _write(nb), expected, spec.get("message", "")))
+        if spec["name"] == getattr(module, "BROKEN_BASE", None):
+            base, base_expected, base_name = nb, expected, f"the sample {spec['name']!r}"
     number = len(samples) + 1
-    text = _write(solution)
+    text = _write(base)
     samples.append(Sample(f"s{number:02d}-not-json", "a notebook cut off half way (not valid JSON)",
                           text[: len(text) // 2], dict(zero), "not valid JSON"))
-    first_graded = next(i for i, c in enumerate(solution.cells)
+    first_graded = next(i for i, c in enumerate(base.cells)
                         if c.metadata.get("nbgrader", {}).get("grade_id") in full)
-    deleted = copy.deepcopy(solution)
+    deleted = copy.deepcopy(base)
     gone = deleted.cells.pop(first_graded).metadata.nbgrader["grade_id"]
     samples.append(Sample(f"s{number + 1:02d}-deleted-grade-cell",
-                          f"the visible-check cell {gone!r} deleted: restored, and graded on the answers",
-                          _write(deleted), dict(full), "was missing from the notebook"))
-    duplicated = copy.deepcopy(solution)
+                          f"{base_name} with the visible-check cell {gone!r} deleted: restored, and graded on "
+                          "the answers", _write(deleted), dict(base_expected), "was missing from the notebook"))
+    duplicated = copy.deepcopy(base)
     duplicated.cells.insert(first_graded, copy.deepcopy(duplicated.cells[first_graded - 1]))
     duplicated.cells[first_graded]["metadata"] = {}
     samples.append(Sample(f"s{number + 2:02d}-duplicated-cell-id",
-                          "a cell pasted twice with the same cell id",
-                          _write(duplicated), dict(full), "same id as an earlier cell"))
-    dying = copy.deepcopy(solution)
+                          f"{base_name} with a cell pasted twice with the same cell id",
+                          _write(duplicated), dict(base_expected), "same id as an earlier cell"))
+    dying = copy.deepcopy(base)
     dying.cells.insert(first_graded, nbformat.v4.new_code_cell("import os\nos._exit(1)"))
     samples.append(Sample(f"s{number + 3:02d}-kernel-dies",
-                          "an extra cell that kills the kernel: skipped, the rest graded",
-                          _write(dying), dict(full), "made the kernel die"))
+                          f"{base_name} with an extra cell that kills the kernel: skipped, the rest graded",
+                          _write(dying), dict(base_expected), "made the kernel die"))
     return solution_path.name, samples
 
 
