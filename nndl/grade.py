@@ -40,11 +40,11 @@ def write_files(folder, files):
         target.write_bytes(content)
 
 
-#: A model file a grader may name: a plain file name ending in .keras.
 #: Set where grading runs, every notebook runs with this seed instead of one drawn per run: to
 #: replay a verdict's ``seed``, or to make a test batch reproducible.
 RUN_SEED_ENV = "NNDL_RUN_SEED"
 
+#: A model file a grader may name: a plain file name ending in .keras.
 MODEL_FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}\.keras")
 
 

@@ -11,10 +11,12 @@ students read must hold no line of the hidden graders, of `reference.py` or
 of the solutions.
 """
 
+import contextlib
 import json
 import os
 import pathlib
 import shutil
+import sys
 
 import nbformat
 import pytest
@@ -164,8 +166,19 @@ def _samples_module(assignment):
     return samples.assignment_samples_module(KIT / "autograder" / assignment)
 
 
-SUBMITTED = {a: _samples_module(a).SUBMITTED for a in ASSIGNMENTS
-             if getattr(_samples_module(a), "SUBMITTED", None)}
+SUBMITTED = {a: specs for a in ASSIGNMENTS if (specs := getattr(_samples_module(a), "SUBMITTED", None))}
+
+
+@contextlib.contextmanager
+def _grader_folder_importable(assignment):
+    """The assignment's grader folder on sys.path, so that ``import reference`` finds its helpers."""
+    folder = str(KIT / "autograder" / assignment)
+    sys.path.insert(0, folder)
+    try:
+        yield
+    finally:
+        sys.path.remove(folder)
+        sys.modules.pop("reference", None)
 SUBMITTED_CASES = [(a, spec["name"]) for a, specs in SUBMITTED.items() for spec in specs]
 
 
@@ -174,8 +187,6 @@ _MODEL_FILES = {}  # (assignment, kind, model name) -> a file made once per test
 
 def _graded_submitted(root, assignment, weights):
     """The SUBMITTED samples whose `grade_submitted_weights` is `weights`, graded in one batch."""
-    import sys
-
     graders = root / "graders"
     shutil.copytree(KIT / "autograder" / assignment, graders / assignment,
                     ignore=shutil.ignore_patterns("__pycache__", "samples.py"))
@@ -188,8 +199,7 @@ def _graded_submitted(root, assignment, weights):
     module = _samples_module(assignment)
     solution = next((KIT / "solutions" / assignment).glob("*.ipynb"))
     nb = nbformat.read(str(solution), as_version=4)
-    sys.path.insert(0, str(KIT / "autograder" / assignment))  # model_file uses reference.py
-    try:
+    with _grader_folder_importable(assignment):  # model_file uses reference.py
         specs = [spec for spec in SUBMITTED[assignment] if spec["grade_submitted_weights"] == weights]
         for spec in specs:
             folder = root / "submitted" / spec["name"] / assignment
@@ -201,9 +211,6 @@ def _graded_submitted(root, assignment, weights):
                     made = _MODEL_FILES[assignment, kind, model_name] = pathlib.Path(module.model_file(
                         kind, model_name, root.parent / f"{kind}-{model_name}.keras"))
                 shutil.copyfile(made, folder / f"{model_name}.keras")
-    finally:
-        sys.path.remove(str(KIT / "autograder" / assignment))
-        sys.modules.pop("reference", None)
     results = _autograde(root, assignment)
     _, rows = gradebook.cell_scores(f"sqlite:///{root}/gradebook.db", assignment)
     verdicts = [json.loads(p.read_text()) for p in (root / ".nndl" / "verdicts" / assignment).rglob("*.json")]
@@ -241,24 +248,17 @@ def test_submitted_models_earn_exactly_their_expected_score(graded_submitted, ca
 @pytest.mark.parametrize("assignment", sorted(SUBMITTED))
 def test_handed_in_weights_earn_nothing_unless_graded_as_such(graded_submitted, assignment):
     """Weights trained on the test images: the grader measures the retrained architecture, not them?"""
-    import sys
-
     import keras
 
     root, _, _, _, verdicts = graded_submitted(assignment, False)
     name = "refused_files_and_weights_trained_on_test"
     folder = root / "submitted" / name / assignment
     memorised = keras.saving.load_model(folder / "plain_model.keras")
-    sys_path = str(KIT / "autograder" / assignment)
-    sys.path.insert(0, sys_path)
-    try:
+    with _grader_folder_importable(assignment):
         import reference
 
         handed_in = reference.accuracy(memorised, *reference.test_data())
         unseen = reference.accuracy(memorised, *reference.full_validation_data())
-    finally:
-        sys.path.remove(sys_path)
-        sys.modules.pop("reference", None)
     measured = [v["measurements"]["plain_test_accuracy"]["value"] for v in verdicts
                 if "plain_test_accuracy" in v.get("measurements", {})]
     calibrated = json.loads((KIT / "autograder" / assignment / "calibration" / "smoke.json").read_text())
