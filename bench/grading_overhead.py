@@ -1,6 +1,6 @@
 """How much does the kit's grading cost over stock nbgrader, per submission?
 
-Grades the same batch of a01_perceptrons_xor submissions three ways, one
+Grades the same batch of a01_perceptrons_xor submissions four ways, one
 after the other on this machine, and reports the wall time of each:
 
 1. bare: every notebook executed top to bottom in a fresh kernel (nbclient),
@@ -9,9 +9,13 @@ after the other on this machine, and reports the wall time of each:
    carry ``### BEGIN HIDDEN TESTS`` blocks of plain asserts (`HIDDEN_TESTS`,
    equivalent to the kit's hidden graders), in a course folder with a plain
    ``nbgrader_config.py``, graded by one ``nbgrader autograde`` command.
-3. kit: a course folder using the kit's configuration, graded by one
-   ``nndl autograde`` command (sandboxed kernel, hidden pytest graders in a
-   separate process, intake).
+3. kit, template off: a course folder using the kit's configuration, graded
+   by one ``nndl autograde`` command (sandboxed kernel, hidden pytest graders
+   in a separate process, intake), each grader process started from scratch
+   (``NNDL_GRADER_TEMPLATE=0``);
+4. kit: the same in a second, identical course folder, as the kit runs by
+   default: each grader process forked from the worker's warm template
+   (`nndl.score.template`).
 
 The submissions are the kit's own samples (`nndl.cli.samples`): the
 solution, the untouched release and the flawed variants, cycled to the
@@ -22,18 +26,18 @@ same answers. The points each way recorded are compared per student: stock
 asserts score a cell all or nothing where the kit gives partial credit, so
 differences are expected and are listed, never hidden.
 
-Then one kit submission (the solution) is graded again in this process with
-timers around the pipeline's steps (intake, sandboxed execution, hidden
-graders and their kernel round trips, kernel shutdown), and fresh processes
-time what the grader process pays on its own (start, `import keras`, model
-loads). The CPU that other processes use during each phase is reported too:
+Then one kit submission (the solution) is graded again in this process,
+phase by phase (`kit_breakdown`: intake, job preparation, kernel start,
+execution, grader start, grader run and its kernel round trips, kernel
+stop, recording), and fresh processes time what a grader process started
+from scratch pays (start, `import keras`, model loads). The CPU that other processes use during each phase is reported too:
 the timings mean something only on an otherwise idle machine.
 
 Usage::
 
     .venv/bin/python bench/grading_overhead.py [--submissions 20] [--out bench/out]
 
-Writes ``<out>/grading_overhead.json`` and the two graders' logs beside it.
+Writes ``<out>/grading_overhead.json`` and the three autograde logs beside it.
 """
 
 import argparse
@@ -66,8 +70,9 @@ from nbclient import NotebookClient  # noqa: E402
 from nbclient.exceptions import DeadKernelError  # noqa: E402
 from nbgrader import utils  # noqa: E402
 
-from nndl import build, course, intake  # noqa: E402
+from nndl import build, course  # noqa: E402
 from nndl.cli import samples  # noqa: E402
+from nndl.score import template  # noqa: E402
 from nndl.record import gradebook  # noqa: E402
 
 ASSIGNMENT = "a01_perceptrons_xor"
@@ -502,51 +507,66 @@ def _timed(spans, label, function, wrap_run=None):
 
 
 def kit_breakdown(kit_folder, submission, env):
-    """Where one kit submission's grading time goes, measured in the kit's own pipeline.
+    """Where one kit submission's grading time goes, phase by phase, in the kit's own pipeline.
 
-    Grades `submission` again in this process, step by step as a batch does:
-    intake, the job's preparation (nbgrader's sanitising and restoring of the
-    master's cells) and the worker's `run_job`, with the steps inside wrapped
-    in timers: the sandboxed execution, the hidden graders (and within them
-    each kernel round trip), the kernel's shutdown. What is left of the run is
-    the grader process's start and the worker's own work around them.
-    Recording into the gradebook is not included. Then times, in fresh
-    processes, the grader process's start and collection, a cold Keras import
-    and safe model loads.
+    Grades `submission` again in this process, step by step as a batch does
+    (`coordinator.Batch`'s own steps: intake, the job's preparation, the
+    worker's `run_job`, storing the verdicts, recording in the gradebook),
+    twice: the first run starts this process's grader template (as a batch's
+    first submission does in each worker), the second finds it warm, as every
+    later submission does. Inside the run, timers wrap the sandboxed execution
+    (of which the kernel's start, from the verdict's stats), the hidden
+    graders' run (and within it each kernel round trip) and the kernel's
+    stop; the grader process's start (until its graders are collected and
+    Keras imported) runs beside the execution, and is reported from the
+    verdict's stats. Then times, in fresh processes, what a grader process
+    started from scratch pays: its start and collection, a cold Keras
+    import, safe model loads.
     """
-    from nndl.batch import coordinator, jobs
+    from nndl.batch import coordinator
     from nndl.batch.worker import run_job
     from nndl.kernel.run import NotebookRun
     from nndl.score.runner import GraderProcess, grader_command
 
-    batch = coordinator.Batch(kit_folder, ASSIGNMENT, student=submission.student, regrade=True)
-    folder = kit_folder / "submitted" / submission.student / ASSIGNMENT
-    spans, calls = {}, {}
-    with contextlib.ExitStack() as patches:
-        for owner, name, label, wrap_run in [
-                (NotebookRun, "execute", "sandboxed_execution_s", None),
-                (GraderProcess, "serve", "graders_s", lambda run: RequestTimer(run, calls)),
-                (NotebookRun, "close", "kernel_stop_s", None)]:
-            patches.enter_context(mock.patch.object(
-                owner, name, _timed(spans, label, getattr(owner, name), wrap_run)))
-        started = time.perf_counter()
-        for master in batch.masters:
-            intake.inspect_notebook(folder / master.name, kit_folder / "release" / ASSIGNMENT / master.name,
-                                    intake.master_grade_ids(master))
-        spans["intake_s"] = time.perf_counter() - started
-        prepared = time.perf_counter()
-        job = jobs.make_job(batch.api, batch.config, batch.settings, batch.digest, submission.student)
-        spans["prepare_job_s"] = time.perf_counter() - prepared
-        result = run_job(job, batch.graders)
-        total = time.perf_counter() - started
-    outcomes = [o for verdict in result.verdicts.values() for o in verdict.outcomes]
+    runs = []
+    for _ in range(2):
+        batch = coordinator.Batch(kit_folder, ASSIGNMENT, student=submission.student, regrade=True)
+        state = batch.states[submission.student]
+        spans, calls = {}, {}
+        with contextlib.ExitStack() as patches:
+            for owner, name, label, wrap_run in [
+                    (NotebookRun, "execute", "sandboxed_execution_s", None),
+                    (GraderProcess, "serve", "graders_s", lambda run: RequestTimer(run, calls)),
+                    (NotebookRun, "close", "kernel_stop_s", None)]:
+                patches.enter_context(mock.patch.object(
+                    owner, name, _timed(spans, label, getattr(owner, name), wrap_run)))
+            started = time.perf_counter()
+            for label, step in (("intake_s", batch._take_in), ("prepare_job_s", batch._prepare)):
+                began = time.perf_counter()
+                step(state)
+                spans[label] = time.perf_counter() - began
+            result = run_job(state.job, batch.graders)
+            began = time.perf_counter()
+            batch._store(state, result)
+            batch._record(state)
+            spans["recording_s"] = time.perf_counter() - began
+            total = time.perf_counter() - started
+        verdicts = list(result.verdicts.values())
+        outcomes = [o for verdict in verdicts for o in verdict.outcomes]
+        stats = verdicts[0].stats if verdicts else {}
+        runs.append({
+            "graded": bool(outcomes) and state.stage == coordinator.RECORDED,
+            "total_s": total,
+            **spans,
+            "kernel_start_s": stats.get("kernel_start_seconds"),
+            "grader_start_s": stats.get("grader_start_seconds"),
+            "worker_and_rest_s": total - sum(spans.values()),
+            "kernel_round_trips": {op: {"count": n, "seconds": s} for op, (n, s) in sorted(calls.items())},
+        })
     return {
         "submission": submission.student,
-        "graded": bool(outcomes),
-        "total_s": total,
-        **spans,
-        "worker_and_rest_s": total - sum(spans.values()),
-        "kernel_round_trips": {op: {"count": n, "seconds": s} for op, (n, s) in sorted(calls.items())},
+        **runs[1],
+        "first_run": runs[0],
         "grader_process_start_and_collect_s": median_seconds(
             grader_command(batch.settings.grader_dir) + ["--collect-only"],
             {**env, "PYTHONPATH": "", "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}),
@@ -647,18 +667,21 @@ def format_report(report):
              f"{' (CHANGED DURING THE RUN)' if report['kit_changed_during_run'] else ''}",
              "load average (1, 5, 15 min) before {} and after {}".format(
                  *(", ".join(f"{x:.2f}" for x in la) for la in report["load_average_before_after"])), ""]
-    lines.append(f"{'way':<8}{'wall s':>9}{'s/submission':>14}{'overhead over bare, s/submission':>34}"
+    lines.append(f"{'way':<18}{'wall s':>9}{'s/submission':>14}{'overhead over bare, s/submission':>34}"
                  f"{'other processes, CPU s':>24}")
-    for way in ("bare", "stock", "kit"):
+    for way in ("bare", "stock", "kit_template_off", "kit"):
         w = report["ways"][way]
         overhead = "" if way == "bare" else f"{w['overhead_over_bare_s']:.2f}"
-        lines.append(f"{way:<8}{w['wall_s']:>9.1f}{w['per_submission_s']:>14.2f}{overhead:>34}"
+        lines.append(f"{way:<18}{w['wall_s']:>9.1f}{w['per_submission_s']:>14.2f}{overhead:>34}"
                      f"{w['foreign_cpu_s']:>24.1f}")
     bare = report["ways"]["bare"]
     lines.append(f"bare, mean per notebook: kernel start {bare['kernel_start_s']:.2f} s, "
                  f"graceful kernel shutdown {bare['kernel_shutdown_s']:.2f} s")
-    lines.append(f"\nratio kit/stock (wall): {report['ratio_kit_over_stock']:.2f}")
-    for way in ("stock", "kit"):
+    lines.append(f"\nratio kit/stock (wall): {report['ratio_kit_over_stock']:.2f}; with the grader template off: "
+                 f"{report['ratio_kit_template_off_over_stock']:.2f}")
+    lines.append("the kit's points with the template off and on: "
+                 + ("the same for every student" if report["template_off_same_points"] else "DIFFERENT"))
+    for way in ("stock", "kit_template_off", "kit"):
         w = report["ways"][way]
         if w["exit_status"] != 0:
             lines.append(f"{way}: exit status {w['exit_status']}; not processed: "
@@ -682,17 +705,27 @@ def _breakdown_lines(b):
     trips = b["kernel_round_trips"]
     trip_s = sum(v["seconds"] for v in trips.values())
     trip_text = ", ".join(f"{v['count']} {op}" for op, v in trips.items())
+    execution = b.get("sandboxed_execution_s", 0)
+    kernel_start = b.get("kernel_start_s") or 0
+    grader_start = b.get("grader_start_s")
+    first = b.get("first_run", {})
     return [
         "",
-        f"kit, one submission ({b['submission']}) graded again with timers, {b['total_s']:.2f} s in all:",
+        f"kit, one submission ({b['submission']}) graded again with timers, {b['total_s']:.2f} s in all "
+        f"(the grader template warm; {first.get('total_s', 0):.2f} s the first time, starting it):",
         f"  intake                          {b.get('intake_s', 0):6.2f} s",
         f"  job preparation (nbgrader)      {b.get('prepare_job_s', 0):6.2f} s",
-        f"  sandboxed execution             {b.get('sandboxed_execution_s', 0):6.2f} s",
-        f"  hidden graders                  {b.get('graders_s', 0):6.2f} s",
+        f"  kernel start (sandboxed)        {kernel_start:6.2f} s",
+        f"  execution                       {execution - kernel_start:6.2f} s",
+        f"  grader start, beside those      "
+        + (f"{grader_start:6.2f} s" if grader_start is not None else "     - ")
+        + (f" ({first['grader_start_s']:.2f} s the first time)" if first.get("grader_start_s") is not None else ""),
+        f"  grader run                      {b.get('graders_s', 0):6.2f} s",
         f"    of which kernel round trips   {trip_s:6.2f} s ({trip_text})",
         f"  kernel stop                     {b.get('kernel_stop_s', 0):6.2f} s",
-        f"  the worker and the rest          {b['worker_and_rest_s']:6.2f} s (recording not included)",
-        "measured apart, in fresh processes (median of 3):",
+        f"  recording (nbgrader gradebook)  {b.get('recording_s', 0):6.2f} s",
+        f"  the worker and the rest         {b['worker_and_rest_s']:6.2f} s",
+        "measured apart, in fresh processes (median of 3): what a grader process started from scratch pays",
         f"  grader process start + collection  {b['grader_process_start_and_collect_s']:5.2f} s",
         f"  python -I start                    {b['python_start_s']:5.2f} s",
         f"  import keras                       {b['keras_import_cold_s']:5.2f} s",
@@ -706,21 +739,27 @@ def run_benchmark(count, out, workdir):
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
     version_before, load_before = kit_version(), os.getloadavg()
     notebook_name, batch = make_batch(count)
-    stock_folder, kit_folder = workdir / "stock", workdir / "kit"
+    stock_folder, kit_folder, fresh_folder = workdir / "stock", workdir / "kit", workdir / "kit-template-off"
     make_stock_course(stock_folder, notebook_name, batch, env)
     make_kit_course(kit_folder, notebook_name, batch)
+    make_kit_course(fresh_folder, notebook_name, batch)
 
     stock_log, kit_log = out / "stock_autograde.log", out / "kit_autograde.log"
+    fresh_log = out / "kit_template_off_autograde.log"
     with ForeignCpu() as bare_foreign:
         bare_runs = bare_execution(batch)
     bare = [run["total_s"] for run in bare_runs]
     with ForeignCpu() as stock_foreign:
         stock_s, stock_status = timed_command([str(BIN / "nbgrader"), "autograde", ASSIGNMENT, "--force"],
                                               stock_folder, env, stock_log)
+    with ForeignCpu() as fresh_foreign:
+        fresh_s, fresh_status = timed_command([str(BIN / "nndl"), "autograde", ASSIGNMENT], fresh_folder,
+                                              {**env, template.TEMPLATE_ENV: "0"}, fresh_log)
     with ForeignCpu() as kit_foreign:
         kit_s, kit_status = timed_command([str(BIN / "nndl"), "autograde", ASSIGNMENT], kit_folder, env, kit_log)
     max_points = gradebook.max_points(f"sqlite:///{kit_folder / 'gradebook.db'}", ASSIGNMENT)
     points = compare_points(batch, recorded_points(kit_folder), recorded_points(stock_folder), max_points)
+    template_off_same_points = recorded_points(fresh_folder) == recorded_points(kit_folder)
     breakdown = kit_breakdown(kit_folder, batch[0], env)
 
     bare_mean = statistics.mean(bare)
@@ -733,7 +772,7 @@ def run_benchmark(count, out, workdir):
         "kit_changed_during_run": kit_version() != version_before,
         "load_average_before_after": [load_before, os.getloadavg()],
         "kit_sandboxed": "WITHOUT the sandbox" not in kit_log.read_text(errors="replace"),
-        "order": ["bare", "stock", "kit", "kit_breakdown"],
+        "order": ["bare", "stock", "kit_template_off", "kit", "kit_breakdown"],
         "ways": {
             "bare": {"wall_s": sum(bare), "per_submission_s": bare_mean,
                      "kernel_start_s": statistics.mean(run["kernel_start_s"] for run in bare_runs),
@@ -743,10 +782,15 @@ def run_benchmark(count, out, workdir):
             "stock": {**_way(stock_s, count, bare_mean, stock_status, failed_students(stock_log),
                              f"nbgrader autograde {ASSIGNMENT} --force"),
                       "foreign_cpu_s": stock_foreign.seconds},
+            "kit_template_off": {**_way(fresh_s, count, bare_mean, fresh_status, [],
+                                        f"{template.TEMPLATE_ENV}=0 nndl autograde {ASSIGNMENT}"),
+                                 "foreign_cpu_s": fresh_foreign.seconds},
             "kit": {**_way(kit_s, count, bare_mean, kit_status, [], f"nndl autograde {ASSIGNMENT}"),
                     "foreign_cpu_s": kit_foreign.seconds},
         },
         "ratio_kit_over_stock": kit_s / stock_s,
+        "ratio_kit_template_off_over_stock": fresh_s / stock_s,
+        "template_off_same_points": template_off_same_points,
         "points": points,
         "kit_breakdown": breakdown,
     }

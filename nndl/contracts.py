@@ -60,7 +60,7 @@ class Verdict:
     outcomes: list  # [TestOutcome]
     problems: list  # [CellProblem]
     outputs: dict  # str(cell index) -> list of nbformat output dicts
-    stats: dict  # execution_seconds, restarts, peak_memory_mb, seed
+    stats: dict  # execution_seconds (kernel_start_seconds of it), grader_start_seconds, restarts, peak_memory_mb, seed
     log: str = ""
     #: What graders measured against calibrated thresholds (see `GraderReport`).
     measurements: dict = dataclasses.field(default_factory=dict)

@@ -181,7 +181,8 @@ def grade_notebook(nb, settings, files, graders, *, logger=None, seed=None):
                 services = SubmissionServices(files_dir, pathlib.Path(workdir, "models"), settings, seed,
                                               sandbox_mode=mode, logger=logger)
                 report = grader_process.serve(run, timeout=limits.grader_timeout, services=services)
-                stats = {"execution_seconds": run.execution_seconds, "restarts": run.restarts,
+                stats = {"execution_seconds": run.execution_seconds, "kernel_start_seconds": run.kernel_start_seconds,
+                         "grader_start_seconds": grader_process.start_seconds, "restarts": run.restarts,
                          "peak_memory_mb": run.peak_memory_bytes / 2**20, "seed": seed,
                          "grader_seed": grader_seed}
                 if services.retrained:

@@ -122,7 +122,8 @@ def default_workers(memory_mb):
 
     One per two CPU cores (a kernel and its grader process keep about two
     busy), and no more than the free memory holds at `memory_mb` (a
-    submission's sandbox memory limit) plus 1 GiB (its worker and grader process) each.
+    submission's sandbox memory limit) plus 1 GiB (its worker, grader template and grader
+    process: about 0.15, 0.7 and 0.2 GiB, the last two sharing most pages) each.
     """
     import psutil
 

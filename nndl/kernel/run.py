@@ -179,6 +179,7 @@ class NotebookRun:
         self.watchdog = None
         self.kernel_pid = None
         self.execution_seconds = 0.0
+        self.kernel_start_seconds = 0.0  # of execution_seconds: starting the kernel (and restarting it)
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -324,6 +325,7 @@ class NotebookRun:
         started = time.monotonic()
         self.deadline = started + self.limits.submission_timeout
         self._start_kernel()
+        self.kernel_start_seconds = time.monotonic() - started
         index = 0
         cells = self.nb.cells
         while index < len(cells):

@@ -784,6 +784,8 @@ class ResourceWatchdog(threading.Thread):
     adds up what the tree holds in every form it can see (`TreeMeter`) and
     kills the tree past `limit_bytes`. Address-space limits are no use
     either way: TensorFlow reserves far more virtual memory than it uses.
+    Without a cgroup, `baseline_bytes` are not counted: what a process forked
+    from a template (`nndl.score.template`) shares with it from the start.
 
     Disk: the bytes under `write_roots` (every folder of the host's disks
     the sandbox can write) plus deleted files its processes still hold
@@ -791,10 +793,12 @@ class ResourceWatchdog(threading.Thread):
     walk of the folders takes long.
     """
 
-    def __init__(self, pid, limit_bytes, *, cgroup=None, write_roots=(), write_bytes=None, interval=0.2):
+    def __init__(self, pid, limit_bytes, *, cgroup=None, write_roots=(), write_bytes=None, interval=0.2,
+                 baseline_bytes=0):
         super().__init__(daemon=True, name=f"resource-watchdog-{pid}")
         self.pid = pid
         self.limit_bytes = limit_bytes
+        self.baseline_bytes = baseline_bytes
         self.cgroup = cgroup
         self.write_roots = [str(r) for r in write_roots]
         self.write_bytes = write_bytes
@@ -845,6 +849,7 @@ class ResourceWatchdog(threading.Thread):
             hidden = self.meter.measure(procs, memory=False)[1] if disk_due else 0
         else:
             held, hidden = self.meter.measure(procs)
+            held = max(0, held - self.baseline_bytes)
             # At the limit is past it: /tmp and /dev/shm are as large as the limit, so a full
             # one holds all of it, and stops its writer there.
             if held >= self.limit_bytes:

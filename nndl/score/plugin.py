@@ -9,6 +9,7 @@ to the coordinator over a pipe, and answers come back as data.
 
 import json
 import os
+import time
 
 import pytest
 
@@ -225,6 +226,7 @@ def pytest_collection_finish(session):
             continue
     if any("keras" in text or "student.model" in text for text in sources):
         import keras  # noqa: F401
+    _tell(session.config, {"op": "ready", "at": time.time()})
 
 
 def pytest_collection_modifyitems(config, items):

@@ -18,6 +18,7 @@ questions not yet checked are lost, not the submission.
 """
 
 import json
+import logging
 import os
 import resource
 import select
@@ -32,8 +33,11 @@ from nndl.bridge import codec as bridge
 from nndl.bridge.models import MEMORY_LIMIT_ENV
 from nndl.contracts import GraderReport, TestOutcome
 from nndl.kernel.sandbox import ResourceWatchdog, kill_tree
+from nndl.score import template
 from nndl.score.plugin import BRIDGE_ENV
 from nndl.settings import Limits
+
+log = logging.getLogger(__name__)
 
 #: Characters of the graders' output kept for the report.
 LOG_CHARS = 20000
@@ -43,10 +47,10 @@ class GraderSetupError(RuntimeError):
     """The hidden graders themselves could not run: an instructor's problem."""
 
 
-def grader_command(grader_dir):
-    """The command line that runs one assignment's graders, isolated."""
+def grader_arguments(grader_dir):
+    """pytest's arguments for one assignment's graders: the kit's plugin only, plain asserts, no cache."""
     return [
-        sys.executable, "-I", "-m", "pytest", str(grader_dir),
+        str(grader_dir),
         "-p", "nndl.score.plugin",
         "-p", "no:cacheprovider", "-p", "no:stepwise",
         "--assert=plain", "-q", "--no-header", "-rN", "--tb=short",
@@ -54,6 +58,11 @@ def grader_command(grader_dir):
         "-o", "python_files=test_*.py", "-o", "addopts=", "-o", "testpaths=",
         "-W", "ignore::DeprecationWarning",
     ]
+
+
+def grader_command(grader_dir):
+    """The command line that runs one assignment's graders, isolated, in a process of their own."""
+    return [sys.executable, "-I", "-m", "pytest", *grader_arguments(grader_dir)]
 
 
 def start_graders(grader_dir, *, env=None, limits=None):
@@ -74,8 +83,12 @@ def start_graders(grader_dir, *, env=None, limits=None):
 class GraderProcess:
     """One run of an assignment's hidden graders, in its own isolated process.
 
-    From its start, a watchdog stops its process tree past
-    ``limits.grader_memory_mb`` of resident memory, and a reader thread
+    The process is forked from this process's warm grader template
+    (`nndl.score.template`), or started from scratch as `grader_command`
+    when the template is off (``NNDL_GRADER_TEMPLATE=0``) or failed. From
+    its start (for a fork: from `serve`, before any request is answered), a
+    watchdog stops its process tree past ``limits.grader_memory_mb`` of
+    resident memory beyond what the template shares with it, and a reader thread
     drains what it prints, keeping the tail and stopping it past
     ``limits.grader_output_mb``; no file it writes may grow past that size
     either. Its wall time is `serve`'s timeout.
@@ -86,41 +99,91 @@ class GraderProcess:
         self.grader_dir = grader_dir
         self.memory_mb = limits.grader_memory_mb
         self.output_mb = limits.grader_output_mb
-        output_bytes = int(self.output_mb * 2**20)
+        self._output_bytes = int(self.output_mb * 2**20)
         to_coordinator_r, to_coordinator_w = os.pipe()
         to_grader_r, to_grader_w = os.pipe()
         output_r, output_w = os.pipe()
+        #: The ends the grader process holds; ours are closed once it has them.
+        self._child_fds = (output_w, to_grader_r, to_coordinator_w)
         child_env = dict(env if env is not None else os.environ)
         child_env[BRIDGE_ENV] = f"{to_grader_r},{to_coordinator_w}"
         child_env[MEMORY_LIMIT_ENV] = str(int(self.memory_mb * 2**20))
         child_env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
         child_env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        self._env = child_env
         self.workdir = scratch.mkdtemp("nndl-graders-")
-        try:
-            self.proc = subprocess.Popen(
-                grader_command(grader_dir), cwd=self.workdir, env=child_env,
-                stdin=subprocess.DEVNULL, stdout=output_w, stderr=subprocess.STDOUT,
-                pass_fds=(to_grader_r, to_coordinator_w), start_new_session=True)
-        finally:
-            os.close(output_w)
-        # Set as the interpreter starts, before it has imported anything: Python ignores
-        # SIGXFSZ, so a write past the cap fails with an error in the grader that made it.
-        try:
-            resource.prlimit(self.proc.pid, resource.RLIMIT_FSIZE, (output_bytes, output_bytes))
-        except ProcessLookupError:  # it already ended; serve reports how
-            pass
-        self._output = _OutputTail(output_r, self.proc.pid, output_bytes)
+        self._started_at = time.time()
+        #: Seconds from this object's creation until the graders were collected and ready to ask.
+        self.start_seconds = None
+        self.proc = None
+        self._watchdog = None
+        self._start_lock = threading.Lock()
+        self._released = False
+        if template.enabled(child_env):
+            # Forked from this process's warm template: the imports are paid already. The fork
+            # happens as soon as the template is ready; `_started` waits for it.
+            try:
+                self.proc = template.shared(child_env).spawn(
+                    grader_arguments(grader_dir), cwd=self.workdir, env=child_env, fds=self._child_fds,
+                    fsize=self._output_bytes, bridge_env=BRIDGE_ENV)
+            except template.TemplateUnavailable as error:
+                log.warning("Starting the hidden graders without the template: %s", error)
+        if self.proc is None:
+            self._start_fresh()
+        self._output = _OutputTail(output_r, self._kill_tree, self._output_bytes)
         self._output.start()
-        self._watchdog = ResourceWatchdog(self.proc.pid, int(self.memory_mb * 2**20))
-        self._watchdog.start()
-        os.close(to_grader_r)
-        os.close(to_coordinator_w)
+        if not isinstance(self.proc, template.ForkedGrader):
+            self._started()
         self._requests = os.fdopen(to_coordinator_r, "rb")
         self._answers = os.fdopen(to_grader_w, "wb")
         # What the plugin reported so far: kept when a limit stops the process.
         self._collected = None
         self._finished = []
         self._measured = {}
+
+    def _start_fresh(self):
+        """Start the grader process from scratch: ``python -I -m pytest``."""
+        output_w, to_grader_r, to_coordinator_w = self._child_fds
+        self.proc = subprocess.Popen(
+            grader_command(self.grader_dir), cwd=self.workdir, env=self._env,
+            stdin=subprocess.DEVNULL, stdout=output_w, stderr=subprocess.STDOUT,
+            pass_fds=(to_grader_r, to_coordinator_w), start_new_session=True)
+        # Set as the interpreter starts, before it has imported anything: Python ignores
+        # SIGXFSZ, so a write past the cap fails with an error in the grader that made it.
+        try:
+            resource.prlimit(self.proc.pid, resource.RLIMIT_FSIZE, (self._output_bytes, self._output_bytes))
+        except ProcessLookupError:  # it already ended; serve reports how
+            pass
+
+    def _started(self):
+        """The grader process, running under its watchdog; a template's fork waited for.
+
+        When the template failed to fork, the process is started from scratch
+        instead: the run loses nothing but the time.
+        """
+        with self._start_lock:  # the output reader may get here first, to stop the process
+            if self._watchdog is None:
+                self._start_watched()
+
+    def _start_watched(self):
+        baseline = 0
+        if isinstance(self.proc, template.ForkedGrader):
+            try:
+                self.proc.pid
+                # What the template had imported is not the graders' memory: counted from there.
+                baseline = self.proc.baseline_bytes
+            except template.TemplateUnavailable as error:
+                log.warning("Starting the hidden graders without the template: %s", error)
+                self._start_fresh()
+        for fd in self._child_fds:
+            os.close(fd)
+        self._child_fds = ()
+        self._watchdog = ResourceWatchdog(self.proc.pid, int(self.memory_mb * 2**20), baseline_bytes=baseline)
+        self._watchdog.start()
+
+    def _kill_tree(self):
+        self._started()
+        kill_tree(self.proc.pid)
 
     def serve(self, notebook_run, *, timeout=600, services=None):
         """Answer the graders' requests from `notebook_run` until they finish.
@@ -139,6 +202,7 @@ class GraderProcess:
         Raises:
             GraderSetupError: pytest could not collect or run the graders.
         """
+        self._started()
         proc = self.proc
         results = None
         timed_out = False
@@ -167,6 +231,9 @@ class GraderProcess:
                     continue
                 if message["op"] == "collected":
                     self._collected = message["collected"]
+                    continue
+                if message["op"] == "ready":  # collected, Keras imported if needed: for the run's stats
+                    self.start_seconds = max(0.0, float(message["at"]) - self._started_at)
                     continue
                 if message["op"] == "result":
                     self._finished.append(message["result"])
@@ -220,11 +287,23 @@ class GraderProcess:
 
     def close(self):
         """End the process if it still runs, and remove its folder."""
-        self._watchdog.stop()
-        if self.proc.poll() is None:
+        if self._watchdog is not None:
+            self._watchdog.stop()
+        if self._watchdog is not None and self.proc.poll() is None:
             kill_tree(self.proc.pid)
             self.proc.kill()
-            self.proc.wait()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:  # a template that no longer answers: released below
+                log.warning("The hidden graders' process %s did not report its end", self.proc.pid)
+        elif self._watchdog is None and isinstance(self.proc, template.ForkedGrader):
+            self.proc.kill_if_forked()  # never served: the fork, if the template made one, ends here
+        if isinstance(self.proc, template.ForkedGrader) and not self._released:
+            self._released = True
+            self.proc.release()
+        for fd in self._child_fds:
+            os.close(fd)
+        self._child_fds = ()
         self._output.join(timeout=5)
         for stream in (self._requests, self._answers):
             try:
@@ -300,14 +379,14 @@ def _remove_tree(path):
 class _OutputTail(threading.Thread):
     """Drains what the grader process prints, keeping only its last `keep` bytes.
 
-    Past `limit_bytes` in all it stops the process tree, so output is capped
+    Past `limit_bytes` in all it stops the process tree (`kill`), so output is capped
     while the graders run, never written anywhere whole.
     """
 
-    def __init__(self, fd, pid, limit_bytes, keep=4 * LOG_CHARS):
-        super().__init__(daemon=True, name=f"grader-output-{pid}")
+    def __init__(self, fd, kill, limit_bytes, keep=4 * LOG_CHARS):
+        super().__init__(daemon=True, name=f"grader-output-{fd}")
         self.fd = fd
-        self.pid = pid
+        self.kill = kill
         self.limit_bytes = limit_bytes
         self.keep = keep
         self.total = 0
@@ -322,7 +401,7 @@ class _OutputTail(threading.Thread):
                 del self._tail[:-self.keep]
                 if self.total > self.limit_bytes and not self.tripped:
                     self.tripped = True
-                    kill_tree(self.pid)
+                    self.kill()
 
     def text(self, chars):
         """The last `chars` characters printed, noting how much came before them."""
