@@ -167,3 +167,20 @@ def test_with_the_template_off_each_grader_process_starts_from_scratch(tmp_path)
     assert outcomes == {"fresh": (True, ""), "facts": (True, "")}
     assert isinstance(process.proc, subprocess.Popen)
     assert facts["ppid"] == os.getpid() and not facts["preloaded"]
+
+
+def test_a_template_that_stopped_answering_is_abandoned_and_the_run_graded_in_full(tmp_path, monkeypatch):
+    """A stopped template: the run waits START_TIMEOUT, starts its graders afresh; the next gets a new template?"""
+    monkeypatch.setattr(template, "START_TIMEOUT", 5)
+    folder = _graders(tmp_path, FACTS)
+    _, first, _ = _grade(folder, _env())
+    os.kill(first["ppid"], signal.SIGSTOP)
+    outcomes, second, process = _grade(folder, _env())
+    assert outcomes == {"fresh": (True, ""), "facts": (True, "")}
+    assert isinstance(process.proc, subprocess.Popen) and second["ppid"] == os.getpid()
+    assert not psutil.pid_exists(first["ppid"]) or \
+        psutil.Process(first["ppid"]).status() == psutil.STATUS_ZOMBIE  # killed, not left stopped
+    monkeypatch.setattr(template, "START_TIMEOUT", 120)  # the new template's imports, on a busy machine
+    outcomes, third, _ = _grade(folder, _env())
+    assert outcomes == {"fresh": (True, ""), "facts": (True, "")}
+    assert third["ppid"] not in (first["ppid"], os.getpid())

@@ -57,8 +57,9 @@ TEMPLATE_ENV = "NNDL_GRADER_TEMPLATE"
 PR_SET_PDEATHSIG = 1
 #: The most bytes one protocol message may have.
 MESSAGE_BYTES = 1 << 20
-#: Seconds the coordinator waits for a template to import its libraries and fork.
-START_TIMEOUT = 300
+#: Seconds the coordinator waits, once it needs the process, for a template to fork it. The spawn
+#: request went out before the notebook ran, so this is past the notebook's run.
+START_TIMEOUT = 60
 
 
 class TemplateUnavailable(RuntimeError):
@@ -254,7 +255,9 @@ class ForkedGrader:
     @property
     def pid(self):
         if not self._spawned.wait(START_TIMEOUT):
-            raise TemplateUnavailable(f"the grader template did not fork within {START_TIMEOUT} s")
+            why = f"the grader template did not fork within {START_TIMEOUT} s"
+            self._template.abandon(why)
+            raise TemplateUnavailable(why)
         if self._error:
             raise TemplateUnavailable(self._error)
         return self._pid
@@ -411,6 +414,12 @@ class GraderTemplate:
         for grader in running:
             grader._orphaned()
 
+    def abandon(self, why):
+        """Stop using a template that no longer answers (stopped, stuck): kill it; runs start afresh."""
+        with self._lock:
+            self.broken = self.broken or why
+        self.proc.kill()
+
     def close(self):
         """End the template (and any grader process it still holds)."""
         try:
@@ -429,6 +438,15 @@ class GraderTemplate:
 _shared = None
 _shared_lock = threading.Lock()
 atexit.register(lambda: close_shared())
+
+
+def _forget_after_fork():
+    """In a process forked from one that holds a template: that template answers its owner only."""
+    global _shared, _shared_lock
+    _shared, _shared_lock = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 def shared(env):
