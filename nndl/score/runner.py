@@ -118,7 +118,6 @@ class GraderProcess:
         self.proc = None
         self._watchdog = None
         self._start_lock = threading.Lock()
-        self._released = False
         if template.enabled(child_env):
             # Forked from this process's warm template: the imports are paid already. The fork
             # happens as soon as the template is ready; `_started` waits for it.
@@ -298,9 +297,8 @@ class GraderProcess:
                 log.warning("The hidden graders' process %s did not report its end", self.proc.pid)
         elif self._watchdog is None and isinstance(self.proc, template.ForkedGrader):
             self.proc.kill_if_forked()  # never served: the fork, if the template made one, ends here
-        if isinstance(self.proc, template.ForkedGrader) and not self._released:
-            self._released = True
-            self.proc.release()
+        if isinstance(self.proc, template.ForkedGrader):
+            self.proc.release()  # once: a second call does nothing
         for fd in self._child_fds:
             os.close(fd)
         self._child_fds = ()

@@ -329,7 +329,6 @@ class GraderTemplate:
         self._next_id = 0
         self._pending = {}   # request id -> ForkedGrader, until spawned
         self._running = {}   # pid -> ForkedGrader, until exited
-        self._ready = threading.Event()
         self.broken = None   # why the template stopped serving, once it has
         template_env = {k: v for k, v in env.items() if k not in PER_RUN}
         try:
@@ -382,9 +381,7 @@ class GraderTemplate:
                 message = json.loads(data)
                 released_early = None
                 with self._lock:
-                    if message["op"] == "ready":
-                        self._ready.set()
-                    elif message["op"] == "spawned":
+                    if message["op"] == "spawned":
                         grader = self._pending.pop(message["id"], None)
                         if grader is not None:
                             self._running[message["pid"]] = grader
